@@ -1,0 +1,53 @@
+# Every target bootstraps .venv from nothing (python3 -m venv + pip), then acts.
+# make demo   render a video from a sample image on the embedded sandbox
+# make test   the whole test suite, offline (installs Debian's chromium for the browser test)
+# make lab    JupyterLab on notebooks/
+# make check  ruff + mypy
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --disable-pip-version-check --only-binary av
+
+DEMO_IMAGE ?= notebooks/assets/animal-chelsea.jpg
+DEMO_PROMPT ?= Gentle camera pan to the right, revealing more of the scene
+DEMO_OUT ?= out/demo.mp4
+
+.PHONY: demo test lab check clean browser
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.sandbox: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[sandbox]'
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[test]'
+	touch $@
+
+$(VENV)/.lab: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[test]' jupyterlab
+	touch $@
+
+demo: $(VENV)/.sandbox
+	$(BIN)/wavenb generate "$(DEMO_IMAGE)" "$(DEMO_PROMPT)" -o "$(DEMO_OUT)"
+
+# Debian's chromium for the real-browser test; never a browser downloaded by a test tool.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make test: chromium missing and not root; the browser test will be skipped"; fi; }
+
+test: $(VENV)/.test browser
+	$(BIN)/python -m pytest
+
+check: $(VENV)/.test
+	$(BIN)/ruff check wavenb tests
+	$(BIN)/mypy
+
+lab: $(VENV)/.lab
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""wavenb: image-to-video with Runway Gen4 Turbo (WaveSpeedAI API) in Jupyter.
+
+    >>> import wavenb
+    >>> video = wavenb.generate("cat.jpg", "Camera slowly zooms in")   # doctest: +SKIP
+
+With no ``WAVESPEED_API_KEY`` everything runs on the local sandbox: free, offline, labelled.
+"""
+
+from __future__ import annotations
+
+from ._client import AsyncClient, ProgressCallback, Update, set_testing
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    InputError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    NotFoundError,
+    PredictionError,
+    PredictionFailed,
+    PredictionTimeout,
+    RateLimitError,
+    ServerError,
+    SubmissionUncertain,
+    TransportError,
+    WavenbError,
+)
+from ._models import Prediction, Status, Video
+from ._polling import PollPolicy
+from ._sync import Client, generate
+from ._types import ASPECT_RATIOS, MODEL_ID, OUTPUT_SIZES, AspectRatio
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ASPECT_RATIOS",
+    "MODEL_ID",
+    "OUTPUT_SIZES",
+    "APIError",
+    "AspectRatio",
+    "AsyncClient",
+    "AuthenticationError",
+    "Client",
+    "InputError",
+    "InsufficientCreditsError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PollPolicy",
+    "Prediction",
+    "PredictionError",
+    "PredictionFailed",
+    "PredictionTimeout",
+    "ProgressCallback",
+    "RateLimitError",
+    "ServerError",
+    "Status",
+    "SubmissionUncertain",
+    "TransportError",
+    "Update",
+    "Video",
+    "WavenbError",
+    "generate",
+    "set_testing",
+]
+
+# Reprs and docs say ``wavenb.Client``, not ``wavenb._sync.Client``.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -1,0 +1,132 @@
+"""``wavenb`` on the command line: ``generate`` a video, or serve the ``sandbox``.
+
+Exit status: 0 only for a completed, downloaded video; 2 for bad input or usage; 3 for an
+authentication problem; 4 when the task failed; 5 when waiting timed out; 6 when a submit's
+fate is unknown; 1 for anything else. Failures print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from ._client import AsyncClient, Update
+from ._exceptions import (
+    AuthenticationError,
+    InputError,
+    PredictionFailed,
+    PredictionTimeout,
+    SubmissionUncertain,
+    WavenbError,
+)
+from ._models import Video
+from ._types import ASPECT_RATIOS
+
+__all__ = ["main"]
+
+EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
+    (InputError, 2),
+    (AuthenticationError, 3),
+    (PredictionFailed, 4),
+    (PredictionTimeout, 5),
+    (SubmissionUncertain, 6),
+    (WavenbError, 1),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "sandbox":
+        from .sandbox import serve  # noqa: PLC0415  (needs the sandbox extra)
+
+        serve(host=args.host, port=args.port, speed=args.speed)
+        return 0
+    try:
+        video = asyncio.run(_generate(args))
+    except WavenbError as error:
+        print(f"wavenb: {_kind(error)}: {error}", file=sys.stderr)
+        return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+    except KeyboardInterrupt:
+        print("wavenb: interrupted; a submitted task goes on at the provider", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(_summary(video), indent=2))
+    else:
+        print(video.path)
+    return 0
+
+
+async def _generate(args: argparse.Namespace) -> Video:
+    async with AsyncClient(args.api_key, args.base_url, sandbox_speed=args.speed) as client:
+        where = "the local SANDBOX (free)" if client.backend == "sandbox" else client.base_url
+        price = "" if client.backend == "sandbox" else f" (${client.price_per_video:.2f})"
+        print(f"wavenb: generating on {where}{price}", file=sys.stderr)
+        return await client.generate(
+            args.image,
+            args.prompt,
+            args.aspect_ratio,
+            output=args.output,
+            timeout=args.timeout,
+            on_update=_progress,
+        )
+
+
+def _progress(update: Update) -> None:
+    status = update.prediction.status.label
+    eta = f", about {update.eta:.0f} s left" if update.eta else ""
+    print(f"wavenb: [{update.elapsed:6.1f} s] {update.prediction.id} {status}{eta}", file=sys.stderr)
+
+
+def _summary(video: Video) -> dict[str, object]:
+    prediction = video.prediction
+    return {
+        "id": prediction.id,
+        "status": prediction.status.value,
+        "model": prediction.model,
+        "sandbox": prediction.sandbox,
+        "output_url": video.url,
+        "path": str(video.path),
+        "inference_ms": prediction.inference_ms,
+        "execution_ms": prediction.execution_ms,
+    }
+
+
+def _kind(error: WavenbError) -> str:
+    return {
+        InputError: "bad input",
+        AuthenticationError: "authentication failed",
+        PredictionFailed: "generation failed",
+        PredictionTimeout: "timed out",
+        SubmissionUncertain: "submission uncertain",
+    }.get(type(error), "error")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wavenb",
+        description="Runway Gen4 Turbo image-to-video via WaveSpeedAI, or the local sandbox.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="animate an image; prints the saved MP4's path")
+    gen.add_argument("image", help="image path or http(s) URL")
+    gen.add_argument("prompt", help="the motion, e.g. 'Camera slowly zooms in'")
+    gen.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, default=None,
+                     help="output ratio (default: match the image)")
+    gen.add_argument("-o", "--output", type=Path, default=None, help="where to save the MP4")
+    gen.add_argument("--base-url", default=None, help="API server (default: real API if a key is set, else the sandbox)")
+    gen.add_argument("--api-key", default=None, help="API key (default: $WAVESPEED_API_KEY)")
+    gen.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the video")
+    gen.add_argument("--speed", choices=("instant", "fast", "realistic"), default=None,
+                     help="embedded sandbox timing (default: fast)")
+    gen.add_argument("--json", action="store_true", help="print a JSON summary instead of the path")
+    box = commands.add_parser("sandbox", help="serve the local sandbox API over HTTP")
+    box.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    box.add_argument("--port", type=int, default=8765)
+    box.add_argument("--speed", choices=("instant", "fast", "realistic"), default="fast")
+    return parser

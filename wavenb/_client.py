@@ -1,0 +1,509 @@
+"""The async client: the one place wavenb does I/O with the API.
+
+Every decision that needs no I/O lives in ``_protocol`` (requests, envelopes, errors) and
+``_polling`` (when to check again); this module sends, awaits and retries. The transport is
+the single test seam: pass ``transport=httpx.MockTransport(...)`` or an ``ASGITransport``.
+
+Retries (stamina): reads (result checks, downloads, uploads) are retried on connection
+errors, 429 (honouring ``Retry-After``) and 5xx. The paid submit is retried only when the
+server certainly did not take it: a 429, or a connection that was never made. A timeout or a
+5xx after the request went out raises ``SubmissionUncertain`` instead: resending could pay twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import stamina
+
+from . import _protocol as protocol
+from ._config import Secret, Settings, outputs_dir, resolve
+from ._exceptions import (
+    InputError,
+    PredictionFailed,
+    PredictionTimeout,
+    RateLimitError,
+    ServerError,
+    SubmissionUncertain,
+    TransportError,
+    WavenbError,
+)
+from ._images import ImageInput, PreparedImage, prepare_image
+from ._models import Prediction, Video
+from ._polling import REAL_API, SANDBOX, TESTING, DurationStats, PollPolicy
+from ._types import PRICE_PER_VIDEO, AspectRatio
+
+__all__ = ["AsyncClient", "ProgressCallback", "Update", "set_testing"]
+
+logger = logging.getLogger("wavenb")
+
+VERSION: Final = "0.1.0"
+DEFAULT_WAIT: Final = 900.0
+"""Seconds ``wait`` gives a video before ``PredictionTimeout``: generous, since tasks queue."""
+ENHANCER_POLICY: Final = PollPolicy(min_interval=1.0, first_delay=1.0, growth=0.25, max_interval=3.0)
+
+_testing = False
+_durations: dict[str, DurationStats] = {}
+_sandbox_announced = False
+
+
+def set_testing(testing: bool) -> None:  # noqa: FBT001
+    """Switch off every wait (polls and retry backoff), for tests that replay cassettes."""
+    global _testing  # noqa: PLW0603  (a library-wide test mode, like stamina's)
+    _testing = testing
+    stamina.set_testing(testing, attempts=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What ``on_update`` receives after each check of a task."""
+
+    prediction: Prediction
+    """The task's state as of this check."""
+    elapsed: float
+    """Seconds since the task was submitted (or since waiting began, for tasks from elsewhere)."""
+    checks: int
+    """Result checks made so far by this wait."""
+    next_check: float | None
+    """Seconds until the next check; ``None`` once the task has ended."""
+    eta: float | None
+    """Expected seconds until completion, from past runs; ``None`` when nothing is known."""
+
+
+class ProgressCallback(Protocol):
+    """``on_update`` hooks: plain functions or coroutines taking an ``Update``."""
+
+    def __call__(self, update: Update, /) -> object: ...
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the key to API requests only, at send time, so it never sits in client headers."""
+
+    def __init__(self, key: Secret) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        yield request
+
+
+class AsyncClient:
+    """Async client for Runway Gen4 Turbo on WaveSpeedAI (or the local sandbox).
+
+    With no key and no base URL (arguments or ``WAVESPEED_API_KEY`` / ``WAVENB_BASE_URL``) it
+    talks to the embedded sandbox in-process, and says so once.
+
+    Example:
+        >>> async with AsyncClient() as client:                      # doctest: +SKIP
+        ...     video = await client.generate("cat.jpg", "Camera slowly zooms in")
+        ...     print(video.path)
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        poll: PollPolicy | None = None,
+        sandbox_speed: Literal["instant", "fast", "realistic"] | None = None,
+        output_dir: str | Path | None = None,
+    ) -> None:
+        self._settings: Settings = resolve(api_key, base_url, sandbox_speed)
+        if transport is None and self._settings.embedded:
+            transport = _embedded_transport(self._settings.sandbox_speed)
+        self._auth = _BearerAuth(self._settings.api_key)
+        self._http = httpx.AsyncClient(
+            base_url=self._settings.base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers={"X-Client-Name": "wavenb", "X-Client-Version": VERSION},
+            follow_redirects=True,
+        )
+        self._poll = poll
+        self._output_dir = Path(output_dir) if output_dir is not None else None
+        self._saw_sandbox = self._settings.embedded
+        self._submitted_at: dict[str, float] = {}
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Literal["sandbox", "api"]:
+        """``"sandbox"`` for wavenb's local sandbox (embedded or served), else ``"api"``."""
+        return "sandbox" if self._saw_sandbox else "api"
+
+    @property
+    def base_url(self) -> str:
+        """The server this client talks to."""
+        return self._settings.base_url
+
+    @property
+    def price_per_video(self) -> float:
+        """US dollars one video costs here: $0.50 on the real API, nothing on the sandbox."""
+        return 0.0 if self.backend == "sandbox" else PRICE_PER_VIDEO
+
+    @property
+    def durations(self) -> DurationStats:
+        """Past task durations on this server (shared by clients in this process)."""
+        return _durations.setdefault(self._settings.base_url, DurationStats())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} backend={self.backend!r} base_url={self.base_url!r}>"
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- the API ---------------------------------------------------------------------------
+
+    async def upload(self, image: ImageInput) -> str:
+        """Upload a local image (path, bytes, PIL image) and return its URL; URLs pass through.
+
+        The image is checked first (see ``prepare_image``); nothing is sent for bad input.
+
+        Raises:
+            InputError: the image is not usable. APIError / TransportError: the upload failed.
+        """
+        prepared = await asyncio.to_thread(prepare_image, image)
+        return await self._resolve_image(prepared)
+
+    async def submit(
+        self, image: ImageInput, prompt: str, aspect_ratio: AspectRatio | None = None
+    ) -> Prediction:
+        """Start a video task and return it in its first state (``created``).
+
+        This is the paid call ($0.50 on the real API). Prompt, ratio and image are checked
+        before any request; local images are uploaded first.
+
+        Raises:
+            InputError: bad prompt, ratio or image (nothing was sent).
+            SubmissionUncertain: sent, but whether it was accepted is unknown; not resent.
+            APIError: the server refused it (auth, parameters, rate limit after retries...).
+        """
+        text = protocol.validate_prompt(prompt)
+        ratio = protocol.validate_aspect_ratio(aspect_ratio)
+        prepared = await asyncio.to_thread(prepare_image, image)
+        image_url = await self._resolve_image(prepared)
+        body = protocol.build_submit_body(image_url, text, ratio)
+        async for attempt in stamina.retry_context(
+            on=_submit_retryable, attempts=4, timeout=120.0, wait_initial=1.0, wait_max=20.0
+        ):
+            with attempt:
+                data = await self._request("POST", protocol.SUBMIT_PATH, json=body, paid=True)
+        prediction = protocol.parse_prediction(data)
+        self._note_sandbox(prediction)
+        self._submitted_at[prediction.id] = time.monotonic()
+        logger.info("submitted %s (%s)", prediction.id, prediction.status.label)
+        return prediction
+
+    async def get(self, prediction_id: str) -> Prediction:
+        """Fetch a task's current state (``GET /api/v3/predictions/{id}/result``)."""
+        path = protocol.result_path(prediction_id)
+        async for attempt in _read_retries():
+            with attempt:
+                data = await self._request("GET", path)
+        prediction = protocol.parse_prediction(data)
+        self._note_sandbox(prediction)
+        return prediction
+
+    async def wait(
+        self,
+        prediction: Prediction | str,
+        *,
+        timeout: float | None = DEFAULT_WAIT,
+        on_update: ProgressCallback | None = None,
+    ) -> Prediction:
+        """Check a task until it ends, politely, and return its completed state.
+
+        Checks follow the poll policy (on the real API at least 5 s apart, aimed at when past
+        runs finished). A long ``created`` phase is normal (the account's slots are full).
+
+        Raises:
+            PredictionFailed: the task ended failed / cancelled / timeout / deleted.
+            PredictionTimeout: ``timeout`` seconds passed; the task goes on at the provider and
+                its id is on the exception's ``prediction``.
+        """
+        return await self._wait(prediction, timeout, on_update, self._policy())
+
+    async def download(self, source: str | Prediction | Video, path: str | Path | None = None) -> Path:
+        """Stream an output to disk and return the file's path.
+
+        ``path`` may be a file or a folder; by default the file is ``<outputs>/<id>.mp4``. The
+        file appears whole or not at all (written beside, then renamed).
+        """
+        url, name = _output_of(source)
+        target = Path(path) if path is not None else self._outputs() / f"{name}.mp4"
+        if target.is_dir():
+            target = target / f"{name}.mp4"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        async for attempt in _read_retries():
+            with attempt:
+                await self._stream_to(url, partial)
+        partial.replace(target)
+        return target
+
+    async def generate(
+        self,
+        image: ImageInput,
+        prompt: str,
+        aspect_ratio: AspectRatio | None = None,
+        *,
+        output: str | Path | None = None,
+        timeout: float | None = DEFAULT_WAIT,
+        on_update: ProgressCallback | None = None,
+    ) -> Video:
+        """Submit, wait, and download: the whole job in one call. Returns the ``Video``.
+
+        Raises what ``submit``, ``wait`` and ``download`` raise.
+        """
+        prediction = await self.submit(image, prompt, aspect_ratio)
+        done = await self.wait(prediction, timeout=timeout, on_update=on_update)
+        path = await self.download(done, output)
+        return Video(url=done.outputs[0], path=path, prediction=done)
+
+    async def enhance_prompt(
+        self, prompt: str, image: ImageInput | None = None, style: str | None = None
+    ) -> str:
+        """Rewrite a prompt with the provider's prompt optimizer (video mode); returns the text.
+
+        Costs $0.001 a run on the real API. ``image`` gives visual context; ``style`` is one of
+        default, artistic, photographic, technical, anime, realistic.
+        """
+        image_url = None
+        if image is not None:
+            image_url = await self._resolve_image(await asyncio.to_thread(prepare_image, image))
+        body = protocol.build_enhance_body(prompt, image_url, style)
+        data = await self._request("POST", protocol.ENHANCER_PATH, json=body)
+        prediction = protocol.parse_prediction(data)
+        if not prediction.terminal:
+            prediction = await self._wait(prediction, 120.0, None, self._policy(ENHANCER_POLICY))
+        if not prediction.outputs:
+            raise PredictionFailed("the prompt optimizer returned no text", prediction)
+        return prediction.outputs[0].strip()
+
+    async def balance(self) -> float:
+        """The account balance in US dollars (``GET /api/v3/balance``)."""
+        async for attempt in _read_retries():
+            with attempt:
+                data = await self._request("GET", protocol.BALANCE_PATH)
+        value = data.get("balance") if isinstance(data, dict) else None
+        if not isinstance(value, int | float):
+            raise ServerError("the balance answer has no number in data.balance", status=200)
+        return float(value)
+
+    # -- the I/O chain ---------------------------------------------------------------------
+
+    async def _request(
+        self, method: str, path: str, *, paid: bool = False, **kwargs: Any
+    ) -> Any:  # noqa: ANN401  (the envelope's data)
+        try:
+            response = await self._http.request(method, path, auth=self._auth, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise TransportError(f"could not connect to {self.base_url}: {error}") from None
+        except httpx.TransportError as error:
+            what = _describe(error)
+            if paid:
+                raise SubmissionUncertain(
+                    f"the submit request was sent but {what}; it may have been accepted (and "
+                    "charged). Check the account's history before submitting again."
+                ) from None
+            raise TransportError(f"{method} {path}: {what}") from None
+        if response.headers.get("x-wavenb-sandbox"):
+            self._saw_sandbox = True
+        logger.debug("%s %s -> %s", method, path, response.status_code)
+        try:
+            return protocol.parse_envelope(response.status_code, response.content, response.headers)
+        except ServerError as error:
+            if paid:
+                raise SubmissionUncertain(
+                    f"the submit request got HTTP {error.status}; it may have been accepted (and "
+                    "charged). Check the account's history before submitting again."
+                ) from error
+            raise
+
+    async def _stream_to(self, url: str, partial: Path) -> None:
+        # No auth: output URLs live on a CDN, and the key must never go to another host.
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.status_code >= 400:  # noqa: PLR2004
+                    body = await response.aread()
+                    protocol.parse_envelope(response.status_code, body, response.headers)
+                with partial.open("wb") as file:
+                    async for chunk in response.aiter_bytes(1 << 20):
+                        file.write(chunk)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise TransportError(f"could not connect to download {url}: {error}") from None
+        except httpx.TransportError as error:
+            raise TransportError(f"download of {url} broke: {_describe(error)}") from None
+
+    async def _resolve_image(self, prepared: PreparedImage) -> str:
+        if prepared.note:
+            logger.warning("wavenb: image %s before upload", prepared.note)
+        if prepared.url is not None:
+            return prepared.url
+        assert prepared.data is not None  # noqa: S101  (prepare_image sets url or data)
+        files = {"file": (prepared.filename, prepared.data, prepared.content_type)}
+        async for attempt in _read_retries():
+            with attempt:
+                data = await self._request("POST", protocol.UPLOAD_PATH, files=files)
+        url = data.get("download_url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url:
+            raise ServerError("the upload answer has no data.download_url", status=200)
+        return url
+
+    async def _wait(
+        self,
+        prediction: Prediction | str,
+        timeout: float | None,
+        on_update: ProgressCallback | None,
+        policy: PollPolicy,
+    ) -> Prediction:
+        current = prediction if isinstance(prediction, Prediction) else await self.get(prediction)
+        started = self._submitted_at.get(current.id, time.monotonic())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stats = self.durations
+        checks, delay = 0, 0.0
+        while not current.terminal:
+            elapsed = time.monotonic() - started
+            delay = policy.next_delay(elapsed, stats.expectation(), random.random())  # noqa: S311
+            if deadline is not None and time.monotonic() + delay > deadline:
+                delay = max(0.0, deadline - time.monotonic())
+            await _notify(on_update, Update(current, elapsed, checks, delay, _eta(stats, elapsed)))
+            await asyncio.sleep(delay)
+            current = await self.get(current.id)
+            checks += 1
+            if not current.terminal and deadline is not None and time.monotonic() >= deadline:
+                raise PredictionTimeout(
+                    f"task {current.id} is still {current.status.label} after {timeout:g} s; it "
+                    f"goes on at the provider: fetch it later with client.wait({current.id!r})",
+                    current,
+                )
+        elapsed = time.monotonic() - started
+        await _notify(on_update, Update(current, elapsed, checks, None, 0.0))
+        if current.id in self._submitted_at and current.status.succeeded:
+            # The task ended somewhere within the last interval: count the middle of it.
+            stats.add(elapsed - delay / 2)
+        if not current.status.succeeded:
+            reason = current.error or "no reason given"
+            raise PredictionFailed(f"task {current.id} {current.status.value}: {reason}", current)
+        if not current.outputs:
+            raise PredictionFailed(f"task {current.id} completed without outputs", current)
+        return current
+
+    def _policy(self, policy: PollPolicy | None = None) -> PollPolicy:
+        if _testing:
+            return TESTING
+        if policy is not None:
+            return policy
+        if self._poll is not None:
+            return self._poll
+        return SANDBOX if self._settings.embedded else REAL_API
+
+    def _outputs(self) -> Path:
+        return self._output_dir if self._output_dir is not None else outputs_dir()
+
+    def _note_sandbox(self, prediction: Prediction) -> None:
+        self._saw_sandbox = self._saw_sandbox or prediction.sandbox
+
+
+def _read_retries() -> AsyncIterator[stamina.Attempt]:
+    """The retry schedule of every idempotent request."""
+    return aiter(
+        stamina.retry_context(
+            on=_read_retryable, attempts=6, timeout=120.0, wait_initial=0.5, wait_max=30.0
+        )
+    )
+
+
+def _read_retryable(error: Exception) -> bool | float:
+    """Reads are safe to repeat: retry on 429 (as long as asked), 5xx and broken connections."""
+    if isinstance(error, RateLimitError):
+        return error.retry_after if error.retry_after is not None else True
+    return isinstance(error, ServerError | TransportError)
+
+
+def _submit_retryable(error: Exception) -> bool | float:
+    """The paid submit is repeated only when it certainly was not taken."""
+    if isinstance(error, RateLimitError):
+        return error.retry_after if error.retry_after is not None else True
+    # A plain TransportError from _request means the connection was never made.
+    return type(error) is TransportError
+
+
+def _describe(error: httpx.TransportError) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "no answer came before the timeout"
+    return f"the connection broke ({type(error).__name__})"
+
+
+def _eta(stats: DurationStats, elapsed: float) -> float | None:
+    typical = stats.typical()
+    return None if typical is None else max(0.0, typical - elapsed)
+
+
+async def _notify(callback: ProgressCallback | None, update: Update) -> None:
+    if callback is None:
+        return
+    result = callback(update)
+    if inspect.isawaitable(result):
+        await result
+
+
+def _output_of(source: str | Prediction | Video) -> tuple[str, str]:
+    if isinstance(source, Video):
+        source = source.prediction
+    if isinstance(source, Prediction):
+        if not source.outputs:
+            raise InputError(f"task {source.id} has no output to download ({source.status.label})")
+        return source.outputs[0], source.id
+    if not source.startswith(("http://", "https://")):
+        raise InputError(f"not a download URL: {source!r}")
+    stem = Path(urlsplit(source).path).stem or "video"
+    return source, stem
+
+
+def _embedded_transport(speed: Literal["instant", "fast", "realistic"]) -> httpx.AsyncBaseTransport:
+    """The in-process sandbox, one per speed and process, so every client sees the same tasks."""
+    global _sandbox_announced  # noqa: PLW0603  (announce once per process, not per client)
+    if not _sandbox_announced:
+        _sandbox_announced = True
+        logger.warning(
+            "wavenb: no WAVESPEED_API_KEY set, using the local SANDBOX (free, offline; videos "
+            "are local renders, not Runway). Set WAVESPEED_API_KEY to use the real API."
+        )
+    return httpx.ASGITransport(app=_sandbox_app(speed))
+
+
+_apps: dict[str, Any] = {}
+
+
+def _sandbox_app(speed: Literal["instant", "fast", "realistic"]) -> Any:  # noqa: ANN401
+    if speed not in _apps:
+        try:
+            from .sandbox import SandboxConfig, create_app  # noqa: PLC0415  (heavy, optional)
+        except ImportError as error:
+            raise WavenbError(
+                "the embedded sandbox needs the 'sandbox' extra: pip install 'wavenb[sandbox]' "
+                f"(or set WAVESPEED_API_KEY to use the real API). Missing: {error.name}"
+            ) from None
+        _apps[speed] = create_app(SandboxConfig(speed=speed))
+    return _apps[speed]
+

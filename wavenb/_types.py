@@ -1,0 +1,33 @@
+"""Closed sets and constants of the API wavenb speaks: the model, its aspect ratios and sizes."""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+__all__ = [
+    "ASPECT_RATIOS",
+    "MODEL_ID",
+    "OUTPUT_SIZES",
+    "PRICE_PER_VIDEO",
+    "AspectRatio",
+]
+
+MODEL_ID: Final = "runwayml/gen4-turbo"
+"""The WaveSpeedAI model path of Runway Gen4 Turbo image-to-video."""
+
+AspectRatio = Literal["16:9", "4:3", "1:1", "3:4", "9:16"]
+"""The five aspect ratios the model accepts; ``None`` elsewhere means "match the source"."""
+
+ASPECT_RATIOS: Final[tuple[AspectRatio, ...]] = get_args(AspectRatio)
+
+OUTPUT_SIZES: Final[dict[AspectRatio, tuple[int, int]]] = {
+    "16:9": (1280, 720),
+    "9:16": (720, 1280),
+    "1:1": (960, 960),
+    "4:3": (1104, 832),
+    "3:4": (832, 1104),
+}
+"""Runway Gen4 Turbo's output size (width, height) for each ratio."""
+
+PRICE_PER_VIDEO: Final = 0.50
+"""US dollars the real API charges for one video (the seed page's flat price)."""
