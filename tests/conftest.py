@@ -25,7 +25,12 @@ CANARY_KEY = "wsk-canary-0123456789abcdef"
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test sees the developer's key, server or data folder; no test waits for real."""
-    for name in ("WAVESPEED_API_KEY", "WAVENB_BASE_URL", "WAVESPEED_BASE_URL", "WAVENB_SANDBOX_SPEED"):
+    for name in (
+        "WAVESPEED_API_KEY",
+        "WAVENB_BASE_URL",
+        "WAVESPEED_BASE_URL",
+        "WAVENB_SANDBOX_SPEED",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WAVENB_HOME", str(tmp_path / "wavenb-home"))
     wavenb.set_testing(True)

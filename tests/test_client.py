@@ -32,17 +32,27 @@ CDN = "https://cdn.example.net"
 
 def prediction(status: str = "created", **extra: object) -> dict[str, object]:
     data: dict[str, object] = {
-        "id": PID, "model": "runwayml/gen4-turbo", "outputs": [], "status": status,
-        "urls": {"get": f"{API}/api/v3/predictions/{PID}/result"}, "has_nsfw_contents": [],
-        "created_at": "2026-11-25T10:00:00.123Z", "error": "", "executionTime": 0,
+        "id": PID,
+        "model": "runwayml/gen4-turbo",
+        "outputs": [],
+        "status": status,
+        "urls": {"get": f"{API}/api/v3/predictions/{PID}/result"},
+        "has_nsfw_contents": [],
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "error": "",
+        "executionTime": 0,
         "timings": {"inference": 0},
     }
     data.update(extra)
     return {"code": 200, "message": "success", "data": data}
 
 
-COMPLETED = prediction("completed", outputs=[f"{CDN}/predictions/{PID}/1.mp4"],
-                       has_nsfw_contents=[False], timings={"inference": 4000})
+COMPLETED = prediction(
+    "completed",
+    outputs=[f"{CDN}/predictions/{PID}/1.mp4"],
+    has_nsfw_contents=[False],
+    timings={"inference": 4000},
+)
 
 
 class FakeAPI:
@@ -81,29 +91,49 @@ def client_for(api: Callable[[httpx.Request], httpx.Response], tmp_path: Path) -
 async def test_submit_sends_documented_body_with_bearer(tmp_path):
     api = FakeAPI({SUBMIT: [prediction()]})
     async with client_for(api, tmp_path) as client:
-        result = await client.submit("https://img.example/cat.jpg", "Camera slowly zooms in", "9:16")
+        result = await client.submit(
+            "https://img.example/cat.jpg", "Camera slowly zooms in", "9:16"
+        )
     request = api.requests[0]
     assert request.headers["authorization"] == f"Bearer {CANARY_KEY}"
     assert json.loads(request.content) == {
-        "prompt": "Camera slowly zooms in", "image": "https://img.example/cat.jpg", "aspect_ratio": "9:16"}
+        "prompt": "Camera slowly zooms in",
+        "image": "https://img.example/cat.jpg",
+        "aspect_ratio": "9:16",
+    }
     assert result.id == PID and result.status is Status.CREATED
 
 
 async def test_local_image_is_uploaded_first(tmp_path, portrait):
-    upload = {"code": 200, "message": "success",
-              "data": {"type": "image", "download_url": f"{CDN}/media/p.jpg", "filename": "p.jpg", "size": 1}}
+    upload = {
+        "code": 200,
+        "message": "success",
+        "data": {
+            "type": "image",
+            "download_url": f"{CDN}/media/p.jpg",
+            "filename": "p.jpg",
+            "size": 1,
+        },
+    }
     api = FakeAPI({UPLOAD: [upload], SUBMIT: [prediction()]})
     async with client_for(api, tmp_path) as client:
         await client.submit(portrait, "zoom in")
-    assert [r.url.path for r in api.requests] == ["/api/v3/media/upload/binary", "/api/v3/runwayml/gen4-turbo"]
+    assert [r.url.path for r in api.requests] == [
+        "/api/v3/media/upload/binary",
+        "/api/v3/runwayml/gen4-turbo",
+    ]
     assert b'name="file"; filename="portrait-astronaut.jpg"' in api.requests[0].content
     assert json.loads(api.requests[1].content)["image"] == f"{CDN}/media/p.jpg"
 
 
 @pytest.mark.parametrize(
     ("image", "prompt", "ratio"),
-    [("https://x/a.jpg", "", None), ("https://x/a.jpg", "zoom", "2:1"), (b"not an image", "zoom", None),
-     ("/no/such/file.jpg", "zoom", None)],
+    [
+        ("https://x/a.jpg", "", None),
+        ("https://x/a.jpg", "zoom", "2:1"),
+        (b"not an image", "zoom", None),
+        ("/no/such/file.jpg", "zoom", None),
+    ],
 )
 async def test_bad_input_raises_before_any_request(tmp_path, image, prompt, ratio):
     api = FakeAPI({SUBMIT: [prediction()]})
@@ -114,7 +144,9 @@ async def test_bad_input_raises_before_any_request(tmp_path, image, prompt, rati
 
 
 async def test_submit_is_retried_after_429_honouring_retry_after(tmp_path):
-    limited = httpx.Response(429, json={"code": 429, "message": "too many"}, headers={"Retry-After": "0"})
+    limited = httpx.Response(
+        429, json={"code": 429, "message": "too many"}, headers={"Retry-After": "0"}
+    )
     api = FakeAPI({SUBMIT: [limited, prediction()]})
     async with client_for(api, tmp_path) as client:
         assert (await client.submit("https://x/a.jpg", "zoom in")).id == PID
@@ -130,10 +162,12 @@ async def test_submit_is_retried_when_the_connection_was_never_made(tmp_path):
 
 @pytest.mark.parametrize(
     "failure",
-    [httpx.Response(500, json={"code": 500, "message": "boom"}),
-     httpx.Response(502, text="<html>Bad Gateway</html>"),
-     httpx.ReadTimeout("slow"),
-     httpx.RemoteProtocolError("peer closed")],
+    [
+        httpx.Response(500, json={"code": 500, "message": "boom"}),
+        httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("peer closed"),
+    ],
     ids=["500", "502-html", "read-timeout", "dropped"],
 )
 async def test_submit_is_never_resent_when_it_may_have_been_accepted(tmp_path, failure):
@@ -155,12 +189,18 @@ async def test_401_is_an_authentication_error_without_the_key(tmp_path):
 
 
 async def test_result_checks_are_retried_on_5xx_429_and_broken_connections(tmp_path):
-    api = FakeAPI({RESULT: [
-        httpx.Response(503, json={"code": 503, "message": "busy"}),
-        httpx.Response(429, json={"code": 429, "message": "slow"}, headers={"Retry-After": "0"}),
-        httpx.ReadError("reset"),
-        prediction("processing"),
-    ]})
+    api = FakeAPI(
+        {
+            RESULT: [
+                httpx.Response(503, json={"code": 503, "message": "busy"}),
+                httpx.Response(
+                    429, json={"code": 429, "message": "slow"}, headers={"Retry-After": "0"}
+                ),
+                httpx.ReadError("reset"),
+                prediction("processing"),
+            ]
+        }
+    )
     async with client_for(api, tmp_path) as client:
         assert (await client.get(PID)).status is Status.PROCESSING
     assert len(api.requests) == 4
@@ -230,7 +270,9 @@ async def test_completed_without_outputs_is_a_failure(tmp_path):
 
 async def test_download_streams_to_disk_without_sending_the_key(tmp_path):
     mp4 = b"\x00\x00\x00\x18ftypmp42" + b"x" * 5000
-    api = FakeAPI({RESULT: [COMPLETED], f"GET /predictions/{PID}/1.mp4": [httpx.Response(200, content=mp4)]})
+    api = FakeAPI(
+        {RESULT: [COMPLETED], f"GET /predictions/{PID}/1.mp4": [httpx.Response(200, content=mp4)]}
+    )
     async with client_for(api, tmp_path) as client:
         path = await client.download(await client.get(PID))
     assert path == tmp_path / f"{PID}.mp4"
@@ -250,8 +292,13 @@ async def test_expired_output_is_not_found(tmp_path):
 
 
 async def test_generate_is_submit_wait_download(tmp_path):
-    api = FakeAPI({SUBMIT: [prediction()], RESULT: [prediction("processing"), COMPLETED],
-                   f"GET /predictions/{PID}/1.mp4": [httpx.Response(200, content=b"mp4")]})
+    api = FakeAPI(
+        {
+            SUBMIT: [prediction()],
+            RESULT: [prediction("processing"), COMPLETED],
+            f"GET /predictions/{PID}/1.mp4": [httpx.Response(200, content=b"mp4")],
+        }
+    )
     async with client_for(api, tmp_path) as client:
         video = await client.generate("https://x/a.jpg", "zoom in", output=tmp_path / "v.mp4")
     assert video.path == tmp_path / "v.mp4" and video.path.read_bytes() == b"mp4"
@@ -259,8 +306,11 @@ async def test_generate_is_submit_wait_download(tmp_path):
 
 
 async def test_enhance_prompt_returns_the_text(tmp_path):
-    answer = prediction("completed", outputs=["A slow push-in on the cat, soft light."],
-                        model="wavespeed-ai/prompt-optimizer")
+    answer = prediction(
+        "completed",
+        outputs=["A slow push-in on the cat, soft light."],
+        model="wavespeed-ai/prompt-optimizer",
+    )
     api = FakeAPI({"POST /api/v3/wavespeed-ai/prompt-optimizer": [answer]})
     async with client_for(api, tmp_path) as client:
         text = await client.enhance_prompt("a cat", style="photographic")
@@ -269,7 +319,9 @@ async def test_enhance_prompt_returns_the_text(tmp_path):
 
 
 async def test_balance(tmp_path):
-    api = FakeAPI({"GET /api/v3/balance": [{"code": 200, "message": "success", "data": {"balance": 12.5}}]})
+    api = FakeAPI(
+        {"GET /api/v3/balance": [{"code": 200, "message": "success", "data": {"balance": 12.5}}]}
+    )
     async with client_for(api, tmp_path) as client:
         assert await client.balance() == 12.5
 
@@ -289,9 +341,13 @@ async def test_rate_limit_on_reads_gives_up_as_rate_limit_error(tmp_path):
 
 
 def test_reprs_never_show_the_key(tmp_path):
-    client = Client(CANARY_KEY, API, transport=httpx.MockTransport(FakeAPI({})), output_dir=tmp_path)
+    client = Client(
+        CANARY_KEY, API, transport=httpx.MockTransport(FakeAPI({})), output_dir=tmp_path
+    )
     with client:
-        text = repr(client) + repr(client.aio) + repr(vars(client.aio)) + str(client.aio._http.headers)
+        text = (
+            repr(client) + repr(client.aio) + repr(vars(client.aio)) + str(client.aio._http.headers)
+        )
     assert CANARY_KEY not in text
     assert client.backend == "api" and client.price_per_video == 0.5
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,8 +19,11 @@ def schedule(expected: Expectation | None, until: float) -> list[float]:
     return times
 
 
-@given(st.floats(0, 10_000), st.floats(0, 1, exclude_max=True),
-       st.none() | st.tuples(st.floats(0, 500), st.floats(0, 500)))
+@given(
+    st.floats(0, 10_000),
+    st.floats(0, 1, exclude_max=True),
+    st.none() | st.tuples(st.floats(0, 500), st.floats(0, 500)),
+)
 def test_real_api_never_checks_faster_than_every_5_seconds(elapsed, rand, window):
     expected = None if window is None else Expectation(min(window), max(window))
     delay = REAL_API.next_delay(elapsed, expected, rand)
@@ -27,7 +32,7 @@ def test_real_api_never_checks_faster_than_every_5_seconds(elapsed, rand, window
 
 def test_without_history_intervals_grow():
     times = schedule(None, 300)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(times)]
     assert times[0] == REAL_API.first_delay
     assert gaps == sorted(gaps)
     assert gaps[-1] == REAL_API.max_interval
@@ -37,7 +42,7 @@ def test_with_history_it_waits_for_the_window_then_checks_densely():
     times = schedule(Expectation(early=40, late=60), 60)
     # Never silent longer than max_interval (a task may fail early), then on time at 40 s.
     assert times[:2] == [REAL_API.max_interval, 40]
-    assert all(b - a == 5.0 for a, b in zip(times[1:], times[2:], strict=False))
+    assert all(b - a == 5.0 for a, b in pairwise(times[1:]))
 
 
 def test_with_history_fewer_checks_and_no_more_lag_than_fixed_5s():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -32,7 +33,9 @@ REAL_SUBMIT_ANSWER = {
         "id": "6488c2754f6f4dfea924382fa14d11bd",
         "model": "alibaba/wan-2.5/text-to-image",
         "outputs": [],
-        "urls": {"get": "https://api.wavespeed.ai/api/v3/predictions/6488c2754f6f4dfea924382fa14d11bd/result"},
+        "urls": {
+            "get": "https://api.wavespeed.ai/api/v3/predictions/6488c2754f6f4dfea924382fa14d11bd/result"
+        },
         "has_nsfw_contents": [],
         "status": "created",
         "created_at": "2025-09-29T23:09:43.027Z",
@@ -50,7 +53,11 @@ def envelope(status: int, body: object, headers: dict[str, str] | None = None) -
 
 def test_submit_body_has_only_documented_fields():
     body = protocol.build_submit_body("https://x/i.png", "  Camera slowly zooms in ", "16:9")
-    assert body == {"prompt": "Camera slowly zooms in", "image": "https://x/i.png", "aspect_ratio": "16:9"}
+    assert body == {
+        "prompt": "Camera slowly zooms in",
+        "image": "https://x/i.png",
+        "aspect_ratio": "16:9",
+    }
 
 
 def test_submit_body_omits_ratio_to_match_source():
@@ -108,9 +115,16 @@ def test_real_submit_answer_parses():
 
 
 def test_completed_prediction_with_two_fraction_digits_and_extras():
-    data = dict(REAL_SUBMIT_ANSWER["data"], status="completed", outputs=["https://cdn/p/1.mp4"],
-                has_nsfw_contents=[False], created_at="2025-09-29T23:09:43.92Z",
-                timings={"inference": 41234}, executionTime=45000, brand_new_field=1)
+    data = dict(
+        REAL_SUBMIT_ANSWER["data"],
+        status="completed",
+        outputs=["https://cdn/p/1.mp4"],
+        has_nsfw_contents=[False],
+        created_at="2025-09-29T23:09:43.92Z",
+        timings={"inference": 41234},
+        executionTime=45000,
+        brand_new_field=1,
+    )
     prediction = protocol.parse_prediction(data)
     assert prediction.status.succeeded and prediction.terminal
     assert prediction.output_url == "https://cdn/p/1.mp4"
@@ -149,9 +163,18 @@ def test_prediction_without_id_is_a_server_error():
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(400, InvalidRequestError), (401, AuthenticationError), (403, AuthenticationError),
-     (404, NotFoundError), (422, InvalidRequestError), (429, RateLimitError),
-     (500, ServerError), (502, ServerError), (503, ServerError), (418, APIError)],
+    [
+        (400, InvalidRequestError),
+        (401, AuthenticationError),
+        (403, AuthenticationError),
+        (404, NotFoundError),
+        (422, InvalidRequestError),
+        (429, RateLimitError),
+        (500, ServerError),
+        (502, ServerError),
+        (503, ServerError),
+        (418, APIError),
+    ],
 )
 def test_http_errors_map_to_their_exception(status, kind):
     with pytest.raises(kind) as caught:
@@ -196,10 +219,19 @@ def test_rate_limit_carries_retry_after():
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("5", 5.0), ("0", 0.0), ("2.5", 2.5), ("-3", 0.0), ("999999", 3600.0),
-     (format_datetime(NOW + timedelta(seconds=30), usegmt=True), 30.0),
-     (format_datetime(NOW - timedelta(seconds=30), usegmt=True), 0.0),
-     ("", None), ("soon", None), (None, None), ("nan", None)],
+    [
+        ("5", 5.0),
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("-3", 0.0),
+        ("999999", 3600.0),
+        (format_datetime(NOW + timedelta(seconds=30), usegmt=True), 30.0),
+        (format_datetime(NOW - timedelta(seconds=30), usegmt=True), 0.0),
+        ("", None),
+        ("soon", None),
+        (None, None),
+        ("nan", None),
+    ],
 )
 def test_retry_after_forms(header, seconds):
     assert protocol.parse_retry_after(header, NOW) == seconds
@@ -213,20 +245,20 @@ def test_retry_after_never_raises(text):
 
 @given(st.binary(max_size=300), st.integers(100, 599))
 def test_envelope_parsing_raises_only_wavenb_errors(content, status):
-    try:
+    with contextlib.suppress(WavenbError):
         protocol.parse_envelope(status, content, {}, now=NOW)
-    except WavenbError:
-        pass
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
-                    max_leaves=30))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+        max_leaves=30,
+    )
+)
 def test_prediction_parsing_raises_only_wavenb_errors(data):
-    try:
+    with contextlib.suppress(WavenbError):
         protocol.parse_prediction(data)
-    except WavenbError:
-        pass
 
 
 def test_result_path_refuses_path_tricks():
@@ -237,7 +269,12 @@ def test_result_path_refuses_path_tricks():
 
 def test_enhance_body_is_video_mode_and_sync():
     body = protocol.build_enhance_body("a cat", "https://x/c.png", "cinematic"[:0] or "artistic")
-    assert body == {"text": "a cat", "mode": "video", "enable_sync_mode": True,
-                    "style": "artistic", "image": "https://x/c.png"}
+    assert body == {
+        "text": "a cat",
+        "mode": "video",
+        "enable_sync_mode": True,
+        "style": "artistic",
+        "image": "https://x/c.png",
+    }
     with pytest.raises(InputError, match="style"):
         protocol.build_enhance_body("a cat", None, "noir")

@@ -8,6 +8,8 @@ With no ``WAVESPEED_API_KEY`` everything runs on the local sandbox: free, offlin
 
 from __future__ import annotations
 
+import contextlib
+
 from ._client import AsyncClient, ProgressCallback, Update, set_testing
 from ._exceptions import (
     APIError,
@@ -67,8 +69,15 @@ __all__ = [
 for _name in __all__:
     _obj = globals()[_name]
     if isinstance(_obj, type) or callable(_obj):
-        try:
+        with contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = __name__
-        except (AttributeError, TypeError):
-            pass
 del _name, _obj
+
+
+def __getattr__(name: str) -> object:
+    # The widget pulls in ipywidgets: load it only when asked for.
+    if name == "Studio":
+        from ._studio import Studio  # noqa: PLC0415
+
+        return Studio
+    raise AttributeError(f"module 'wavenb' has no attribute {name!r}")

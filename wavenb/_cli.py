@@ -80,7 +80,9 @@ async def _generate(args: argparse.Namespace) -> Video:
 def _progress(update: Update) -> None:
     status = update.prediction.status.label
     eta = f", about {update.eta:.0f} s left" if update.eta else ""
-    print(f"wavenb: [{update.elapsed:6.1f} s] {update.prediction.id} {status}{eta}", file=sys.stderr)
+    print(
+        f"wavenb: [{update.elapsed:6.1f} s] {update.prediction.id} {status}{eta}", file=sys.stderr
+    )
 
 
 def _summary(video: Video) -> dict[str, object]:
@@ -116,14 +118,26 @@ def _parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="animate an image; prints the saved MP4's path")
     gen.add_argument("image", help="image path or http(s) URL")
     gen.add_argument("prompt", help="the motion, e.g. 'Camera slowly zooms in'")
-    gen.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, default=None,
-                     help="output ratio (default: match the image)")
+    gen.add_argument(
+        "--aspect-ratio",
+        choices=ASPECT_RATIOS,
+        default=None,
+        help="output ratio (default: match the image)",
+    )
     gen.add_argument("-o", "--output", type=Path, default=None, help="where to save the MP4")
-    gen.add_argument("--base-url", default=None, help="API server (default: real API if a key is set, else the sandbox)")
+    gen.add_argument(
+        "--base-url",
+        default=None,
+        help="API server (default: real API if a key is set, else the sandbox)",
+    )
     gen.add_argument("--api-key", default=None, help="API key (default: $WAVESPEED_API_KEY)")
     gen.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the video")
-    gen.add_argument("--speed", choices=("instant", "fast", "realistic"), default=None,
-                     help="embedded sandbox timing (default: fast)")
+    gen.add_argument(
+        "--speed",
+        choices=("instant", "fast", "realistic"),
+        default=None,
+        help="embedded sandbox timing (default: fast)",
+    )
     gen.add_argument("--json", action="store_true", help="print a JSON summary instead of the path")
     box = commands.add_parser("sandbox", help="serve the local sandbox API over HTTP")
     box.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")

@@ -13,6 +13,7 @@ server certainly did not take it: a 429, or a connection that was never made. A 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import logging
 import random
@@ -50,7 +51,9 @@ logger = logging.getLogger("wavenb")
 VERSION: Final = "0.1.0"
 DEFAULT_WAIT: Final = 900.0
 """Seconds ``wait`` gives a video before ``PredictionTimeout``: generous, since tasks queue."""
-ENHANCER_POLICY: Final = PollPolicy(min_interval=1.0, first_delay=1.0, growth=0.25, max_interval=3.0)
+ENHANCER_POLICY: Final = PollPolicy(
+    min_interval=1.0, first_delay=1.0, growth=0.25, max_interval=3.0
+)
 
 _testing = False
 _durations: dict[str, DurationStats] = {}
@@ -242,7 +245,9 @@ class AsyncClient:
         """
         return await self._wait(prediction, timeout, on_update, self._policy())
 
-    async def download(self, source: str | Prediction | Video, path: str | Path | None = None) -> Path:
+    async def download(
+        self, source: str | Prediction | Video, path: str | Path | None = None
+    ) -> Path:
         """Stream an output to disk and return the file's path.
 
         ``path`` may be a file or a folder; by default the file is ``<outputs>/<id>.mp4``. The
@@ -311,9 +316,7 @@ class AsyncClient:
 
     # -- the I/O chain ---------------------------------------------------------------------
 
-    async def _request(
-        self, method: str, path: str, *, paid: bool = False, **kwargs: Any
-    ) -> Any:  # noqa: ANN401  (the envelope's data)
+    async def _request(self, method: str, path: str, *, paid: bool = False, **kwargs: Any) -> Any:  # noqa: ANN401  (the envelope's data)
         try:
             response = await self._http.request(method, path, auth=self._auth, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
@@ -361,9 +364,15 @@ class AsyncClient:
             return prepared.url
         assert prepared.data is not None  # noqa: S101  (prepare_image sets url or data)
         files = {"file": (prepared.filename, prepared.data, prepared.content_type)}
+        # A boundary derived from the content (not random) makes the same upload the same
+        # request: recorded cassettes replay, and retries are byte-identical.
+        boundary = hashlib.sha256(prepared.data).hexdigest()[:32]
+        headers = {"Content-Type": f"multipart/form-data; boundary=wavenb{boundary}"}
         async for attempt in _read_retries():
             with attempt:
-                data = await self._request("POST", protocol.UPLOAD_PATH, files=files)
+                data = await self._request(
+                    "POST", protocol.UPLOAD_PATH, files=files, headers=headers
+                )
         url = data.get("download_url") if isinstance(data, dict) else None
         if not isinstance(url, str) or not url:
             raise ServerError("the upload answer has no data.download_url", status=200)
@@ -506,4 +515,3 @@ def _sandbox_app(speed: Literal["instant", "fast", "realistic"]) -> Any:  # noqa
             ) from None
         _apps[speed] = create_app(SandboxConfig(speed=speed))
     return _apps[speed]
-

@@ -24,7 +24,7 @@ DEFAULT_BASE_URL: Final = "https://api.wavespeed.ai"
 SANDBOX_BASE_URL: Final = "http://sandbox.wavenb.invalid"
 """The embedded sandbox's address. ``.invalid`` never resolves, so nothing can leave the
 process by mistake: requests to it only reach the in-process app."""
-SANDBOX_KEY: Final = "sandbox"  # noqa: S105  (a placeholder the sandbox accepts, not a secret)
+SANDBOX_KEY: Final = "sandbox"
 SandboxSpeed = Literal["instant", "fast", "realistic"]
 SPEEDS: Final = ("instant", "fast", "realistic")
 
@@ -77,7 +77,7 @@ def resolve(api_key: str | None, base_url: str | None, sandbox_speed: str | None
 
 
 def data_dir() -> Path:
-    """wavenb's own folder: ``WAVENB_HOME``, else the platform's user data directory."""
+    """Wavenb's own folder: ``WAVENB_HOME``, else the platform's user data directory."""
     home = os.environ.get("WAVENB_HOME")
     if home:
         return Path(home).expanduser()

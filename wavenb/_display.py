@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ipywidgets import VBox
 
 __all__ = ["SANDBOX_BADGE", "video_widget"]
 
@@ -21,11 +24,13 @@ SANDBOX_BADGE = (
 """The badge shown beside anything the local sandbox made."""
 
 
-def video_widget(path: Path, label: str, sandbox: bool) -> Any:  # noqa: FBT001
+def video_widget(path: Path, label: str, sandbox: bool) -> VBox:  # noqa: FBT001
     """A looping inline player for the MP4 at ``path`` with ``label`` under it."""
     import ipywidgets as widgets  # noqa: PLC0415  (heavy import, only when displaying)
 
-    player = widgets.Video(value=path.read_bytes(), format="mp4", autoplay=True, loop=True, controls=True)
+    player = widgets.Video(
+        value=path.read_bytes(), format="mp4", autoplay=True, loop=True, controls=True
+    )
     player.layout.max_width = "100%"
     badge = SANDBOX_BADGE + " " if sandbox else ""
     caption = widgets.HTML(f"<small>{badge}{html.escape(label)}</small>")

@@ -101,7 +101,8 @@ class APIError(WavenbError):
         self.body = body
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(status={self.status}, code={self.code}, message={self.message!r})"
+        name = type(self).__name__
+        return f"{name}(status={self.status}, code={self.code}, message={self.message!r})"
 
 
 class AuthenticationError(APIError):
@@ -123,8 +124,17 @@ class NotFoundError(APIError):
 class RateLimitError(APIError):
     """429: too many requests. ``retry_after`` is the wait the server asked for, if any."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int = 429,
+        code: int | None = None,
+        request_id: str | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, request_id=request_id, body=body)
         self.retry_after = retry_after
 
 

@@ -150,12 +150,14 @@ class Video:
         took = f" · {ms / 1000:.1f} s" if ms else ""
         return f"{origin} · {self.id}{took}"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+    def _repr_mimebundle_(self, **kwargs: object) -> dict[str, Any]:
         plain = {"text/plain": f"<Video {self._label()} path={self.path}>"}
         if self.path is not None and self.path.exists():
             from ._display import video_widget  # noqa: PLC0415  (ipywidgets is heavy: lazy)
 
-            bundle: dict[str, Any] = video_widget(self.path, self._label(), self.sandbox)._repr_mimebundle_(**kwargs)
+            bundle: dict[str, Any] = video_widget(
+                self.path, self._label(), self.sandbox
+            )._repr_mimebundle_(**kwargs)
             return {**plain, **bundle}
         src = html.escape(self.url, quote=True)
         label = html.escape(self._label())

@@ -104,7 +104,9 @@ def validate_aspect_ratio(value: object) -> AspectRatio | None:
     )
 
 
-def build_submit_body(image_url: str, prompt: str, aspect_ratio: AspectRatio | None) -> dict[str, str]:
+def build_submit_body(
+    image_url: str, prompt: str, aspect_ratio: AspectRatio | None
+) -> dict[str, str]:
     """The JSON body of a gen4-turbo submit: only the documented fields (no seed, no duration)."""
     body = {"prompt": validate_prompt(prompt), "image": image_url}
     ratio = validate_aspect_ratio(aspect_ratio)
@@ -179,7 +181,7 @@ def parse_envelope(
     retry_after = parse_retry_after(headers.get("retry-after"), now or datetime.now(UTC))
     if not isinstance(body, dict):
         if status >= 400:  # noqa: PLR2004
-            raise error_for(status, None, None, request_id, None, retry_after)
+            raise error_for(status, None, request_id=request_id, retry_after=retry_after)
         raise ServerError(
             f"HTTP {status} with an answer that is not the API's envelope",
             status=status,
@@ -188,26 +190,38 @@ def parse_envelope(
     message = _text(body.get("message")) or _text(body.get("error"))
     code = body.get("code") if isinstance(body.get("code"), int) else None
     if status >= 400:  # noqa: PLR2004
-        raise error_for(status, message, code, request_id, body, retry_after)
+        raise error_for(
+            status, message, code=code, request_id=request_id, body=body, retry_after=retry_after
+        )
     if code is not None and code != 200:  # noqa: PLR2004
         http_like = code if 400 <= code < 600 else 500  # noqa: PLR2004
-        raise error_for(http_like, message, code, request_id, body, retry_after)
+        raise error_for(
+            http_like, message, code=code, request_id=request_id, body=body, retry_after=retry_after
+        )
     if "data" not in body and "error" in body:
-        raise error_for(400, message, code, request_id, body, retry_after)
+        raise error_for(
+            400, message, code=code, request_id=request_id, body=body, retry_after=retry_after
+        )
     return body.get("data")
 
 
-def error_for(
+def error_for(  # noqa: PLR0911  (one return per kind of error reads as a table)
     status: int,
     message: str | None,
-    code: int | None,
-    request_id: str | None,
-    body: Mapping[str, Any] | None,
+    *,
+    code: int | None = None,
+    request_id: str | None = None,
+    body: Mapping[str, Any] | None = None,
     retry_after: float | None = None,
 ) -> APIError:
     """The exception for an error answer, with a message that says what to do."""
     said = f": {message}" if message else ""
-    kwargs: dict[str, Any] = {"status": status, "code": code, "request_id": request_id, "body": body}
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "request_id": request_id,
+        "body": body,
+    }
     lowered = (message or "").lower()
     if status == 402 or "insufficient" in lowered or "balance" in lowered:  # noqa: PLR2004
         return InsufficientCreditsError(

@@ -31,10 +31,10 @@ T = TypeVar("T")
 def _blocking(
     method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[Client, P], T]:
-    @functools.wraps(method)
-    def run(self: Client, *args: P.args, **kwargs: P.kwargs) -> T:
+    def run(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._run(method(self.aio, *args, **kwargs))
 
+    functools.update_wrapper(run, method)  # name, docstring and signature of the async method
     return run
 
 
