@@ -79,7 +79,7 @@ async def sandbox_client(sandbox_app: Any, tmp_path: Path) -> AsyncIterator[Asyn
 def vcr_config() -> dict[str, Any]:
     """Replay-only by default (see addopts); the key is replaced, never stored."""
     return {
-        "filter_headers": [("authorization", "Bearer REDACTED")],
+        "filter_headers": [("authorization", "Bearer <REDACTED>")],
         "filter_query_parameters": ["api_key", "key", "token"],
         "match_on": ["method", "scheme", "host", "port", "path", "query", "body"],
         "decode_compressed_response": True,

@@ -73,16 +73,26 @@ async def _generate(args: argparse.Namespace) -> Video:
             args.aspect_ratio,
             output=args.output,
             timeout=args.timeout,
-            on_update=_progress,
+            on_update=_Progress(),
         )
 
 
-def _progress(update: Update) -> None:
-    status = update.prediction.status.label
-    eta = f", about {update.eta:.0f} s left" if update.eta else ""
-    print(
-        f"wavenb: [{update.elapsed:6.1f} s] {update.prediction.id} {status}{eta}", file=sys.stderr
-    )
+class _Progress:
+    """Prints a line when the status changes, and otherwise every few seconds at most."""
+
+    EVERY: Final = 5.0
+
+    def __init__(self) -> None:
+        self._last: tuple[str, float] | None = None
+
+    def __call__(self, update: Update) -> None:
+        status = update.prediction.status.label
+        if self._last and self._last[0] == status and update.elapsed - self._last[1] < self.EVERY:
+            return
+        self._last = (status, update.elapsed)
+        eta = f", about {update.eta:.0f} s left" if update.eta else ""
+        line = f"[{update.elapsed:6.1f} s] {update.prediction.id} {status}{eta}"
+        print(f"wavenb: {line}", file=sys.stderr)
 
 
 def _summary(video: Video) -> dict[str, object]:
