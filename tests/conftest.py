@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,3 +93,35 @@ def vcr_config() -> dict[str, Any]:
 def vcr_cassette_dir(request: pytest.FixtureRequest) -> str:
     """``cassettes/<test module>/``, at the top of the repository."""
     return str(CASSETTES / request.module.__name__.rsplit(".", 1)[-1])
+
+
+@contextlib.contextmanager
+def serve_sandbox(config: Any) -> Iterator[tuple[str, Any]]:
+    """Serve a sandbox app with uvicorn on 127.0.0.1 (a free port) in a thread."""
+    import uvicorn
+
+    from wavenb.sandbox import create_app
+
+    app = create_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the sandbox server did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def served_sandbox() -> Iterator[tuple[str, Any]]:
+    """A sandbox served over real HTTP on loopback; yields (base URL, app)."""
+    from wavenb.sandbox import SandboxConfig
+
+    with serve_sandbox(SandboxConfig(speed="instant", duration=1.0, api_keys=frozenset({CANARY_KEY}))) as served:
+        yield served

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 
-from ._client import AsyncClient, ProgressCallback, Update, set_testing
+from ._client import AsyncClient, ProgressCallback, Resumed, Update, set_testing
 from ._exceptions import (
     APIError,
     AuthenticationError,
+    BudgetExceeded,
     InputError,
     InsufficientCreditsError,
     InvalidRequestError,
@@ -27,6 +28,8 @@ from ._exceptions import (
     TransportError,
     WavenbError,
 )
+from ._history import History, history, resume, spent, unresolved
+from ._journal import JournalRow
 from ._models import Prediction, Status, Video
 from ._polling import PollPolicy
 from ._sync import Client, generate
@@ -42,10 +45,13 @@ __all__ = [
     "AspectRatio",
     "AsyncClient",
     "AuthenticationError",
+    "BudgetExceeded",
     "Client",
+    "History",
     "InputError",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "JournalRow",
     "NotFoundError",
     "PollPolicy",
     "Prediction",
@@ -54,6 +60,7 @@ __all__ = [
     "PredictionTimeout",
     "ProgressCallback",
     "RateLimitError",
+    "Resumed",
     "ServerError",
     "Status",
     "SubmissionUncertain",
@@ -62,7 +69,11 @@ __all__ = [
     "Video",
     "WavenbError",
     "generate",
+    "history",
+    "resume",
     "set_testing",
+    "spent",
+    "unresolved",
 ]
 
 # Reprs and docs say ``wavenb.Client``, not ``wavenb._sync.Client``.

@@ -2,7 +2,8 @@
 
 Exit status: 0 only for a completed, downloaded video; 2 for bad input or usage; 3 for an
 authentication problem; 4 when the task failed; 5 when waiting timed out; 6 when a submit's
-fate is unknown; 1 for anything else. Failures print one line on stderr.
+fate is unknown; 7 when over the spending limit; 1 for anything else. Failures print one line
+on stderr. ``history`` lists the journal; ``resume`` finishes what it says was left undone.
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from ._client import AsyncClient, Update
 from ._exceptions import (
     AuthenticationError,
+    BudgetExceeded,
     InputError,
     PredictionFailed,
     PredictionTimeout,
     SubmissionUncertain,
     WavenbError,
 )
+from ._history import history, resume, spent, unresolved
+from ._journal import format_table
 from ._models import Video
 from ._types import ASPECT_RATIOS
 
@@ -35,6 +40,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
     (PredictionFailed, 4),
     (PredictionTimeout, 5),
     (SubmissionUncertain, 6),
+    (BudgetExceeded, 7),
     (WavenbError, 1),
 )
 
@@ -47,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve(host=args.host, port=args.port, speed=args.speed)
         return 0
+    if args.command == "history":
+        return _history(args)
+    if args.command == "resume":
+        return _resume(args)
     try:
         video = asyncio.run(_generate(args))
     except WavenbError as error:
@@ -95,6 +105,34 @@ class _Progress:
         print(f"wavenb: {line}", file=sys.stderr)
 
 
+def _history(args: argparse.Namespace) -> int:
+    since = datetime.now(UTC) - timedelta(days=args.days) if args.days is not None else None
+    rows = history(status=args.status, since=since, text=args.text, limit=args.limit)
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+    else:
+        print(format_table(rows) if rows else "no submissions recorded yet")
+        print(f"spent: ${spent(since):.2f}" + (f" in the last {args.days:g} days" if since else ""))
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    failures = 0
+    for item in resume(args.api_key, args.base_url, on_update=_Progress()):
+        if item.video is not None:
+            print(f"{item.row.prediction_id}\t{item.video.path}")
+        else:
+            failures += 1
+            print(f"wavenb: {item.row.prediction_id}: {item.error}", file=sys.stderr)
+    for row in unresolved():
+        print(
+            f"wavenb: submitted {row.submitted_at:%Y-%m-%d %H:%M} without an answer ({row.status}):"
+            f" it may have been charged; not resent. Prompt: {row.prompt[:60]!r}",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
+
+
 def _summary(video: Video) -> dict[str, object]:
     prediction = video.prediction
     return {
@@ -116,6 +154,7 @@ def _kind(error: WavenbError) -> str:
         PredictionFailed: "generation failed",
         PredictionTimeout: "timed out",
         SubmissionUncertain: "submission uncertain",
+        BudgetExceeded: "over budget",
     }.get(type(error), "error")
 
 
@@ -149,6 +188,17 @@ def _parser() -> argparse.ArgumentParser:
         help="embedded sandbox timing (default: fast)",
     )
     gen.add_argument("--json", action="store_true", help="print a JSON summary instead of the path")
+    past = commands.add_parser("history", help="list recorded submissions and what they cost")
+    past.add_argument("--status", default=None, help="only rows with this status")
+    past.add_argument("--days", type=float, default=None, help="only the last N days")
+    past.add_argument("--text", default=None, help="only rows whose prompt or id contains this")
+    past.add_argument("--limit", type=int, default=50)
+    past.add_argument("--json", action="store_true")
+    again = commands.add_parser(
+        "resume", help="finish and download unfinished tasks; never resubmits"
+    )
+    again.add_argument("--base-url", default=None, help="only tasks sent to this server")
+    again.add_argument("--api-key", default=None, help="API key (default: $WAVESPEED_API_KEY)")
     box = commands.add_parser("sandbox", help="serve the local sandbox API over HTTP")
     box.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     box.add_argument("--port", type=int, default=8765)

@@ -16,10 +16,13 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import os
 import random
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
@@ -30,7 +33,9 @@ import stamina
 from . import _protocol as protocol
 from ._config import Secret, Settings, outputs_dir, resolve
 from ._exceptions import (
+    BudgetExceeded,
     InputError,
+    NotFoundError,
     PredictionFailed,
     PredictionTimeout,
     RateLimitError,
@@ -40,11 +45,12 @@ from ._exceptions import (
     WavenbError,
 )
 from ._images import ImageInput, PreparedImage, prepare_image
-from ._models import Prediction, Video
+from ._journal import Journal, JournalRow, request_hash, sha256_file
+from ._models import Prediction, Status, Video
 from ._polling import REAL_API, SANDBOX, TESTING, DurationStats, PollPolicy
-from ._types import PRICE_PER_VIDEO, AspectRatio
+from ._types import MODEL_ID, PRICE_PER_VIDEO, AspectRatio
 
-__all__ = ["AsyncClient", "ProgressCallback", "Update", "set_testing"]
+__all__ = ["AsyncClient", "ProgressCallback", "Resumed", "Update", "set_testing"]
 
 logger = logging.getLogger("wavenb")
 
@@ -89,6 +95,30 @@ class ProgressCallback(Protocol):
     def __call__(self, update: Update, /) -> object: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """What ``resume`` did for one journal row."""
+
+    row: JournalRow
+    """The journal row as it was before resuming."""
+    video: Video | None
+    """The finished, downloaded video; ``None`` when it could not be had."""
+    error: WavenbError | None
+    """Why not, when ``video`` is ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A checked request, ready to journal and send."""
+
+    prompt: str
+    aspect_ratio: AspectRatio | None
+    image: PreparedImage
+    source: str
+    image_sha256: str | None
+    key: str
+
+
 class _BearerAuth(httpx.Auth):
     """Adds the key to API requests only, at send time, so it never sits in client headers."""
 
@@ -122,6 +152,8 @@ class AsyncClient:
         poll: PollPolicy | None = None,
         sandbox_speed: Literal["instant", "fast", "realistic"] | None = None,
         output_dir: str | Path | None = None,
+        journal: Journal | bool = True,
+        max_spend: float | None = None,
     ) -> None:
         self._settings: Settings = resolve(api_key, base_url, sandbox_speed)
         if transport is None and self._settings.embedded:
@@ -138,6 +170,9 @@ class AsyncClient:
         self._output_dir = Path(output_dir) if output_dir is not None else None
         self._saw_sandbox = self._settings.embedded
         self._submitted_at: dict[str, float] = {}
+        self._journal_choice = journal
+        self._journal: Journal | None = journal if isinstance(journal, Journal) else None
+        self._max_spend = max_spend if max_spend is not None else _env_float("WAVENB_MAX_SPEND")
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -158,8 +193,24 @@ class AsyncClient:
 
     @property
     def durations(self) -> DurationStats:
-        """Past task durations on this server (shared by clients in this process)."""
-        return _durations.setdefault(self._settings.base_url, DurationStats())
+        """Past task durations on this server (shared in this process, seeded from the journal)."""
+        if self._settings.base_url not in _durations:
+            stats = _durations[self._settings.base_url] = DurationStats()
+            if self.journal is not None:
+                for seconds in self.journal.durations(self._settings.base_url):
+                    stats.add(seconds)
+        return _durations[self._settings.base_url]
+
+    @property
+    def journal(self) -> Journal | None:
+        """The journal every submission is recorded in (``None`` if switched off)."""
+        if self._journal is None and self._journal_choice is True:
+            self._journal = Journal()
+        return self._journal
+
+    def spent(self, since: datetime | None = None) -> float:
+        """US dollars spent (or possibly spent) on this server's journal rows since ``since``."""
+        return 0.0 if self.journal is None else self.journal.spent(since)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backend={self.backend!r} base_url={self.base_url!r}>"
@@ -200,18 +251,60 @@ class AsyncClient:
             SubmissionUncertain: sent, but whether it was accepted is unknown; not resent.
             APIError: the server refused it (auth, parameters, rate limit after retries...).
         """
+        return await self._submit(await self._prepare(image, prompt, aspect_ratio))
+
+    async def _prepare(
+        self, image: ImageInput, prompt: str, aspect_ratio: AspectRatio | None
+    ) -> _Request:
         text = protocol.validate_prompt(prompt)
         ratio = protocol.validate_aspect_ratio(aspect_ratio)
         prepared = await asyncio.to_thread(prepare_image, image)
-        image_url = await self._resolve_image(prepared)
-        body = protocol.build_submit_body(image_url, text, ratio)
-        async for attempt in stamina.retry_context(
-            on=_submit_retryable, attempts=4, timeout=120.0, wait_initial=1.0, wait_max=20.0
-        ):
-            with attempt:
-                data = await self._request("POST", protocol.SUBMIT_PATH, json=body, paid=True)
-        prediction = protocol.parse_prediction(data)
+        digest = hashlib.sha256(prepared.data).hexdigest() if prepared.data is not None else None
+        source = _describe_source(image)
+        key = request_hash(
+            model=MODEL_ID,
+            image_sha256=digest,
+            image_source=source,
+            prompt=text,
+            aspect_ratio=ratio,
+            base_url=self.base_url,
+        )
+        return _Request(text, ratio, prepared, source, digest, key)
+
+    async def _submit(self, request: _Request) -> Prediction:
+        self._check_budget()
+        image_url = await self._resolve_image(request.image)
+        body = protocol.build_submit_body(image_url, request.prompt, request.aspect_ratio)
+        row = self._begin(request)
+        try:
+            async for attempt in stamina.retry_context(
+                on=_submit_retryable, attempts=4, timeout=120.0, wait_initial=1.0, wait_max=20.0
+            ):
+                with attempt:
+                    data = await self._request("POST", protocol.SUBMIT_PATH, json=body, paid=True)
+            try:
+                prediction = protocol.parse_prediction(data)
+            except ServerError as error:
+                raise SubmissionUncertain(
+                    "the submit was answered without a task id; it may have been accepted (and "
+                    "charged). Check the account's history before submitting again."
+                ) from error
+        except SubmissionUncertain as error:
+            reason = str(error)
+            self._record(row, lambda journal, key: journal.unknown(key, reason))
+            raise
+        except WavenbError as error:
+            reason = str(error)
+            self._record(row, lambda journal, key: journal.refused(key, reason))
+            raise
+        except BaseException:
+            # Cancelled or interrupted while the request may have been out: say so, never guess.
+            self._record(
+                row, lambda journal, key: journal.unknown(key, "interrupted while sending")
+            )
+            raise
         self._note_sandbox(prediction)
+        self._record(row, lambda journal, key: journal.accepted(key, prediction))
         self._submitted_at[prediction.id] = time.monotonic()
         logger.info("submitted %s (%s)", prediction.id, prediction.status.label)
         return prediction
@@ -263,6 +356,12 @@ class AsyncClient:
             with attempt:
                 await self._stream_to(url, partial)
         partial.replace(target)
+        if self.journal is not None and not isinstance(source, str):
+            digest, size = await asyncio.to_thread(sha256_file, target)
+            prediction_id = source.id
+            self._record(
+                None, lambda journal, _: journal.downloaded(prediction_id, target, digest, size)
+            )
         return target
 
     async def generate(
@@ -274,15 +373,35 @@ class AsyncClient:
         output: str | Path | None = None,
         timeout: float | None = DEFAULT_WAIT,
         on_update: ProgressCallback | None = None,
+        fresh: bool = False,
     ) -> Video:
         """Submit, wait, and download: the whole job in one call. Returns the ``Video``.
 
+        The same image, prompt and ratio already completed on this server (and still on disk)
+        is returned from the journal, for free, with ``video.reused`` set; ``fresh=True`` pays
+        for a new run instead.
+
         Raises what ``submit``, ``wait`` and ``download`` raise.
         """
-        prediction = await self.submit(image, prompt, aspect_ratio)
+        request = await self._prepare(image, prompt, aspect_ratio)
+        if not fresh and (video := self._reusable(request, output)) is not None:
+            return video
+        prediction = await self._submit(request)
         done = await self.wait(prediction, timeout=timeout, on_update=on_update)
         path = await self.download(done, output)
         return Video(url=done.outputs[0], path=path, prediction=done)
+
+    async def resume(self, *, on_update: ProgressCallback | None = None) -> list[Resumed]:
+        """Finish what the journal says was left undone on this server; never resubmits.
+
+        Waits for tasks that were still running (after a kernel restart, a crash, a cancelled
+        wait) and downloads completed videos that are not on disk. Submissions whose fate is
+        unknown are not touched: see ``journal.unresolved()``.
+        """
+        if self.journal is None:
+            return []
+        rows = self.journal.resumable(self.base_url)
+        return list(await asyncio.gather(*(self._resume_one(row, on_update) for row in rows)))
 
     async def enhance_prompt(
         self, prompt: str, image: ImageInput | None = None, style: str | None = None
@@ -385,7 +504,11 @@ class AsyncClient:
         on_update: ProgressCallback | None,
         policy: PollPolicy,
     ) -> Prediction:
-        current = prediction if isinstance(prediction, Prediction) else await self.get(prediction)
+        if isinstance(prediction, Prediction):
+            current = prediction
+        else:
+            current = await self.get(prediction)
+            self._record_state(current)
         started = self._submitted_at.get(current.id, time.monotonic())
         deadline = None if timeout is None else time.monotonic() + timeout
         stats = self.durations
@@ -398,6 +521,7 @@ class AsyncClient:
             await _notify(on_update, Update(current, elapsed, checks, delay, _eta(stats, elapsed)))
             await asyncio.sleep(delay)
             current = await self.get(current.id)
+            self._record_state(current)
             checks += 1
             if not current.terminal and deadline is not None and time.monotonic() >= deadline:
                 raise PredictionTimeout(
@@ -417,6 +541,68 @@ class AsyncClient:
             raise PredictionFailed(f"task {current.id} completed without outputs", current)
         return current
 
+    async def _resume_one(self, row: JournalRow, on_update: ProgressCallback | None) -> Resumed:
+        assert row.prediction_id is not None  # noqa: S101  (resumable rows have ids)
+        try:
+            done = await self.wait(row.prediction_id, on_update=on_update)
+            path = await self.download(done)
+        except NotFoundError as error:
+            # The provider (or a sandbox that has since stopped) no longer knows the task.
+            gone = Prediction(row.prediction_id, row.model, Status.DELETED, error=str(error))
+            self._record_state(gone)
+            return Resumed(row, None, error)
+        except WavenbError as error:
+            return Resumed(row, None, error)
+        return Resumed(row, Video(url=done.outputs[0], path=path, prediction=done), None)
+
+    def _reusable(self, request: _Request, output: str | Path | None) -> Video | None:
+        row = None if self.journal is None else self.journal.find_reusable(request.key)
+        if row is None or row.path is None or row.prediction_id is None:
+            return None
+        path = Path(row.path)
+        if output is not None:
+            path = Video(url="", path=path, prediction=_stub(row)).save(output)
+        logger.info("reusing %s from history (same image, prompt and ratio)", row.prediction_id)
+        return Video(url=row.output_url or "", path=path, prediction=_stub(row), reused=True)
+
+    def _check_budget(self) -> None:
+        price = self.price_per_video
+        if self._max_spend is None or price == 0:
+            return
+        spent = self.spent()
+        if spent + price > self._max_spend + 1e-9:
+            raise BudgetExceeded(
+                f"this video costs ${price:.2f} and ${spent:.2f} is already spent; the limit is "
+                f"${self._max_spend:.2f} (max_spend / WAVENB_MAX_SPEND). Nothing was sent."
+            )
+
+    def _begin(self, request: _Request) -> str | None:
+        if self.journal is None:
+            return None
+        return self.journal.begin(
+            request_hash=request.key,
+            model=MODEL_ID,
+            prompt=request.prompt,
+            aspect_ratio=request.aspect_ratio,
+            image_sha256=request.image_sha256,
+            image_source=request.source,
+            backend=self.backend,
+            base_url=self.base_url,
+            cost=self.price_per_video,
+        )
+
+    def _record_state(self, prediction: Prediction) -> None:
+        self._record(None, lambda journal, _: journal.update(prediction))
+
+    def _record(self, row: str | None, write: Callable[[Journal, str], None]) -> None:
+        """Write to the journal; a journal failure is logged, never allowed to lose a task."""
+        if self.journal is None:
+            return
+        try:
+            write(self.journal, row or "")
+        except (sqlite3.Error, KeyError, ValueError):
+            logger.exception("wavenb: could not write the journal at %s", self.journal.path)
+
     def _policy(self, policy: PollPolicy | None = None) -> PollPolicy:
         if _testing:
             return TESTING
@@ -431,6 +617,43 @@ class AsyncClient:
 
     def _note_sandbox(self, prediction: Prediction) -> None:
         self._saw_sandbox = self._saw_sandbox or prediction.sandbox
+
+
+def _stub(row: JournalRow) -> Prediction:
+    """A completed prediction rebuilt from a journal row, for a reused video."""
+    assert row.prediction_id is not None  # noqa: S101
+    return Prediction(
+        id=row.prediction_id,
+        model=row.model,
+        status=Status.COMPLETED,
+        outputs=(row.output_url,) if row.output_url else (),
+        inference_ms=row.inference_ms,
+        sandbox=row.backend == "sandbox",
+        raw={"reused_from_journal": True},
+    )
+
+
+def _describe_source(image: ImageInput) -> str:
+    """How the journal names an image: its path or URL, never its bytes."""
+    if isinstance(image, str) and image.startswith(("http://", "https://")):
+        return image
+    if isinstance(image, str) and image.startswith("data:"):
+        return "data URI"
+    if isinstance(image, str | os.PathLike):
+        return str(Path(image).expanduser().resolve())
+    if isinstance(image, bytes | bytearray | memoryview):
+        return "bytes"
+    return "PIL image"
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"{name} must be a number of US dollars; got {value!r}") from None
 
 
 def _read_retries() -> AsyncIterator[stamina.Attempt]:

@@ -67,7 +67,8 @@ def resolve(api_key: str | None, base_url: str | None, sandbox_speed: str | None
         from ._exceptions import InputError  # noqa: PLC0415
 
         raise InputError(f"sandbox speed must be one of {', '.join(SPEEDS)}; got {speed!r}")
-    embedded = key is None and url is None
+    # The embedded sandbox's own address (as journal rows record it) means the embedded sandbox.
+    embedded = (key is None and url is None) or (url or "").rstrip("/") == SANDBOX_BASE_URL
     return Settings(
         api_key=Secret(key or SANDBOX_KEY),
         base_url=(url or (SANDBOX_BASE_URL if embedded else DEFAULT_BASE_URL)).rstrip("/"),

@@ -5,6 +5,7 @@ WavenbError                      base of everything below; catch this to catch a
 ├── InputError (ValueError)      bad input found locally, before any request (nothing was spent)
 ├── TransportError               no HTTP answer: connection refused or reset, timeout
 ├── SubmissionUncertain          the paid submit was sent but its fate is unknown: never resent
+├── BudgetExceeded               the spending limit would be passed: refused before any request
 ├── APIError                     the API answered with an error (HTTP status or envelope code)
 │   ├── AuthenticationError      401 / 403: missing, wrong or inactive key; account problem
 │   ├── InsufficientCreditsError the account balance cannot pay for the run
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BudgetExceeded",
     "InputError",
     "InsufficientCreditsError",
     "InvalidRequestError",
@@ -70,6 +72,13 @@ class SubmissionUncertain(WavenbError):
     answered 5xx. wavenb never resends it blindly (that could pay twice). The task may exist
     and may be charged: look in the account's history before submitting again. The cause is
     chained as ``__cause__``.
+    """
+
+
+class BudgetExceeded(WavenbError):
+    """The run would take spending past the limit (``max_spend`` / ``WAVENB_MAX_SPEND``).
+
+    Raised before any request: nothing was sent, nothing was spent.
     """
 
 

@@ -112,6 +112,9 @@ class Video:
     """The local MP4 file, once downloaded."""
     prediction: Prediction
     """The final state of the task that made it."""
+    reused: bool = False
+    """True when this came from the journal instead of a new (paid) run: same image, prompt
+    and ratio already completed. Pass ``fresh=True`` to ``generate`` to make a new one."""
 
     @property
     def id(self) -> str:
@@ -148,7 +151,8 @@ class Video:
         origin = "SANDBOX render (not Runway)" if self.sandbox else self.prediction.model
         ms = self.prediction.inference_ms
         took = f" · {ms / 1000:.1f} s" if ms else ""
-        return f"{origin} · {self.id}{took}"
+        reused = " · reused from history" if self.reused else ""
+        return f"{origin} · {self.id}{took}{reused}"
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, Any]:
         plain = {"text/plain": f"<Video {self._label()} path={self.path}>"}
@@ -158,7 +162,7 @@ class Video:
             bundle: dict[str, Any] = video_widget(
                 self.path, self._label(), self.sandbox
             )._repr_mimebundle_(**kwargs)
-            return {**plain, **bundle}
+            return {**bundle, **plain}
         src = html.escape(self.url, quote=True)
         label = html.escape(self._label())
         return {

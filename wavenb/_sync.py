@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
@@ -18,6 +19,7 @@ import httpx
 
 from ._client import AsyncClient
 from ._images import ImageInput
+from ._journal import Journal
 from ._models import Video
 from ._polling import PollPolicy
 from ._types import AspectRatio
@@ -56,6 +58,8 @@ class Client:
         poll: PollPolicy | None = None,
         sandbox_speed: Literal["instant", "fast", "realistic"] | None = None,
         output_dir: str | Path | None = None,
+        journal: Journal | bool = True,
+        max_spend: float | None = None,
     ) -> None:
         self.aio = AsyncClient(
             api_key,
@@ -65,6 +69,8 @@ class Client:
             poll=poll,
             sandbox_speed=sandbox_speed,
             output_dir=output_dir,
+            journal=journal,
+            max_spend=max_spend,
         )
         """The ``AsyncClient`` underneath, for code that wants to await."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -77,6 +83,16 @@ class Client:
     generate = _blocking(AsyncClient.generate)
     enhance_prompt = _blocking(AsyncClient.enhance_prompt)
     balance = _blocking(AsyncClient.balance)
+    resume = _blocking(AsyncClient.resume)
+
+    @property
+    def journal(self) -> Journal | None:
+        """The journal every submission is recorded in."""
+        return self.aio.journal
+
+    def spent(self, since: datetime | None = None) -> float:
+        """US dollars spent (or possibly spent) according to the journal."""
+        return self.aio.spent(since)
 
     @property
     def backend(self) -> Literal["sandbox", "api"]:
@@ -126,6 +142,7 @@ def generate(
     aspect_ratio: AspectRatio | None = None,
     *,
     output: str | Path | None = None,
+    fresh: bool = False,
 ) -> Video:
     """Make one video with default settings: the one-liner for a notebook cell.
 
@@ -136,4 +153,4 @@ def generate(
         >>> video                                                           # plays inline
     """
     with Client() as client:
-        return client.generate(image, prompt, aspect_ratio, output=output)
+        return client.generate(image, prompt, aspect_ratio, output=output, fresh=fresh)

@@ -1,0 +1,90 @@
+"""The command line: exit 0 only for a downloaded video, one clear line for every failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ASSETS, CANARY_KEY, ROOT
+from wavenb._cli import main
+from wavenb.sandbox._render import probe_video
+
+PAN = "Gentle camera pan to the right, revealing more of the scene"
+
+
+def test_generate_on_the_embedded_sandbox_prints_the_path(tmp_path, capsys):
+    out = tmp_path / "v.mp4"
+    code = main(["generate", str(ASSETS / "animal-chelsea.jpg"), PAN, "-o", str(out), "--speed", "instant"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.strip() == str(out)
+    assert "SANDBOX" in captured.err
+    assert probe_video(out).codec == "h264"
+
+
+def test_json_summary(tmp_path, capsys):
+    code = main(["generate", str(ASSETS / "product-coffee.jpg"), "zoom in", "--aspect-ratio", "1:1",
+                 "-o", str(tmp_path / "v.mp4"), "--speed", "instant", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert summary["status"] == "completed" and summary["sandbox"] is True
+    assert len(summary["id"]) == 32
+    assert summary["path"] == str(tmp_path / "v.mp4")
+    assert probe_video(tmp_path / "v.mp4").width == 960
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [(["/no/such.jpg", "zoom"], 2, "bad input: image file not found"),
+     ([str(ASSETS / "animal-chelsea.jpg"), ""], 2, "bad input: prompt is empty"),
+     ([str(ASSETS / "animal-chelsea.jpg"), "the gore"], 4, "generation failed"),
+     ([str(ASSETS / "animal-chelsea.jpg"), "zoom", "--timeout", "0"], 5, "timed out")],
+)
+def test_failures_exit_non_zero_with_one_line(args, code, words, capsys, tmp_path):
+    speed = "fast" if "--timeout" in args else "instant"
+    assert main(["generate", *args, "-o", str(tmp_path / "v.mp4"), "--speed", speed]) == code
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("wavenb: ") and ":" in line[8:]]
+    assert any(words in line for line in err)
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_bad_ratio_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["generate", "x.jpg", "zoom", "--aspect-ratio", "2:1"])
+    assert caught.value.code == 2
+    assert "16:9" in capsys.readouterr().err
+
+
+def test_wrong_key_against_a_served_sandbox_is_an_auth_failure(served_sandbox, capsys, tmp_path):
+    url, _ = served_sandbox
+    code = main(["generate", str(ASSETS / "animal-chelsea.jpg"), "zoom", "--base-url", url,
+                 "--api-key", "not-the-key", "-o", str(tmp_path / "v.mp4")])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "authentication failed" in err
+    assert "not-the-key" not in err
+
+
+def test_right_key_against_a_served_sandbox_over_real_http(served_sandbox, capsys, tmp_path):
+    url, app = served_sandbox
+    code = main(["generate", str(ASSETS / "animal-chelsea.jpg"), "zoom", "--base-url", url,
+                 "--api-key", CANARY_KEY, "-o", str(tmp_path / "v.mp4")])
+    assert code == 0
+    assert app.state.sandbox.accepted == 1
+    assert CANARY_KEY not in capsys.readouterr().err
+
+
+def test_python_dash_m_is_the_same_entry_point(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "WAVESPEED_API_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "wavenb", "generate", str(ASSETS / "portrait-astronaut.jpg"),
+         "Camera slowly zooms in", "-o", str(tmp_path / "v.mp4"), "--speed", "instant"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "v.mp4")
+    assert probe_video(tmp_path / "v.mp4").height == 960
