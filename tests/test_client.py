@@ -388,3 +388,18 @@ def test_upload_of_non_image_bytes_is_refused_locally(tmp_path):
             client.upload(b"%PDF-1.4")
         assert png_bytes()  # the helper makes real images; the refusal is about content
     assert api.requests == []
+
+
+async def test_timeline_records_every_request_in_order(tmp_path):
+    api = FakeAPI({SUBMIT: [prediction()], RESULT: [prediction("created"), prediction("processing"), COMPLETED]})
+    async with client_for(api, tmp_path) as client:
+        done = await client.wait(await client.submit("https://x/a.jpg", "zoom in"))
+    timeline = done.timeline()
+    assert [(e.kind, e.status.value) for e in timeline.events] == [
+        ("submit", "created"), ("check", "created"), ("check", "processing"), ("check", "completed")]
+    assert timeline.checks == 3
+    times = [e.at for e in timeline.events]
+    assert times == sorted(times) and times[0] == 0.0
+    assert [p[0].value for p in timeline.phases()] == ["created", "processing", "completed"]
+    assert timeline.phases()[0][2] == timeline.events[2].at
+    assert timeline.rows()[0]["kind"] == "submit"

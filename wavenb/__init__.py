@@ -30,7 +30,7 @@ from ._exceptions import (
 )
 from ._history import History, history, resume, spent, unresolved
 from ._journal import JournalRow
-from ._models import Prediction, Status, Video
+from ._models import Event, Prediction, Status, Timeline, Video
 from ._polling import PollPolicy
 from ._sync import Client, generate
 from ._types import ASPECT_RATIOS, MODEL_ID, OUTPUT_SIZES, AspectRatio
@@ -47,6 +47,7 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceeded",
     "Client",
+    "Event",
     "History",
     "InputError",
     "InsufficientCreditsError",
@@ -63,6 +64,7 @@ __all__ = [
     "Resumed",
     "ServerError",
     "Status",
+    "Timeline",
     "SubmissionUncertain",
     "TransportError",
     "Update",
@@ -85,10 +87,18 @@ for _name in __all__:
 del _name, _obj
 
 
-def __getattr__(name: str) -> object:
-    # The widget pulls in ipywidgets: load it only when asked for.
-    if name == "Studio":
-        from ._studio import Studio  # noqa: PLC0415
+_LAZY = {
+    "Studio": "wavenb._studio",
+    "compare": "wavenb._compare",
+    "Comparison": "wavenb._compare",
+    "plot_timeline": "wavenb._timeline",
+}
+"""Names whose modules pull in ipywidgets or matplotlib: loaded only when asked for."""
 
-        return Studio
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'wavenb' has no attribute {name!r}")

@@ -21,8 +21,8 @@ import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Generator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
@@ -46,7 +46,7 @@ from ._exceptions import (
 )
 from ._images import ImageInput, PreparedImage, prepare_image
 from ._journal import Journal, JournalRow, request_hash, sha256_file
-from ._models import Prediction, Status, Video
+from ._models import Event, Prediction, Status, Video
 from ._polling import REAL_API, SANDBOX, TESTING, DurationStats, PollPolicy
 from ._types import MODEL_ID, PRICE_PER_VIDEO, AspectRatio
 
@@ -170,6 +170,8 @@ class AsyncClient:
         self._output_dir = Path(output_dir) if output_dir is not None else None
         self._saw_sandbox = self._settings.embedded
         self._submitted_at: dict[str, float] = {}
+        self._events: dict[str, list[Event]] = {}
+        self._first_seen: dict[str, float] = {}
         self._journal_choice = journal
         self._journal: Journal | None = journal if isinstance(journal, Journal) else None
         self._max_spend = max_spend if max_spend is not None else _env_float("WAVENB_MAX_SPEND")
@@ -304,8 +306,8 @@ class AsyncClient:
             )
             raise
         self._note_sandbox(prediction)
+        prediction = self._remember(prediction, "submit")
         self._record(row, lambda journal, key: journal.accepted(key, prediction))
-        self._submitted_at[prediction.id] = time.monotonic()
         logger.info("submitted %s (%s)", prediction.id, prediction.status.label)
         return prediction
 
@@ -317,7 +319,7 @@ class AsyncClient:
                 data = await self._request("GET", path)
         prediction = protocol.parse_prediction(data)
         self._note_sandbox(prediction)
-        return prediction
+        return self._remember(prediction, "check")
 
     async def wait(
         self,
@@ -509,7 +511,9 @@ class AsyncClient:
         else:
             current = await self.get(prediction)
             self._record_state(current)
-        started = self._submitted_at.get(current.id, time.monotonic())
+        started = self._submitted_at.get(current.id) or self._first_seen.get(
+            current.id, time.monotonic()
+        )
         deadline = None if timeout is None else time.monotonic() + timeout
         stats = self.durations
         checks, delay = 0, 0.0
@@ -602,6 +606,18 @@ class AsyncClient:
             write(self.journal, row or "")
         except (sqlite3.Error, KeyError, ValueError):
             logger.exception("wavenb: could not write the journal at %s", self.journal.path)
+
+    def _remember(self, prediction: Prediction, kind: Literal["submit", "check"]) -> Prediction:
+        """Add this answer to the task's timeline and return the prediction carrying it."""
+        now = time.monotonic()
+        if kind == "submit":
+            self._submitted_at[prediction.id] = now
+        started = self._submitted_at.get(prediction.id) or self._first_seen.setdefault(
+            prediction.id, now
+        )
+        events = self._events.setdefault(prediction.id, [])
+        events.append(Event(kind, now - started, datetime.now(UTC), prediction.status))
+        return replace(prediction, events=tuple(events))
 
     def _policy(self, policy: PollPolicy | None = None) -> PollPolicy:
         if _testing:

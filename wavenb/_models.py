@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Prediction", "Status", "Video"]
+__all__ = ["Event", "Prediction", "Status", "Timeline", "Video"]
 
 
 class Status(StrEnum):
@@ -58,6 +58,60 @@ _TERMINAL = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """One request wavenb made about a task, and what it learned."""
+
+    kind: Literal["submit", "check"]
+    """``submit`` (the paid POST was answered) or ``check`` (a result request)."""
+    at: float
+    """Seconds since the task was submitted (or first seen, for tasks from elsewhere)."""
+    wall: datetime
+    """When the answer came, UTC."""
+    status: Status
+    """The status the answer reported."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """The life of one task as wavenb saw it: every request and its answer, in order."""
+
+    prediction_id: str
+    events: tuple[Event, ...]
+
+    @property
+    def checks(self) -> int:
+        """How many result requests were made."""
+        return sum(event.kind == "check" for event in self.events)
+
+    def phases(self) -> list[tuple[Status, float, float]]:
+        """``(status, start, end)`` spans in seconds: when each status was first and last seen.
+
+        A status starts at the first answer that reported it; it ends where the next begins.
+        """
+        spans: list[tuple[Status, float, float]] = []
+        for event in self.events:
+            if spans and spans[-1][0] is event.status:
+                spans[-1] = (event.status, spans[-1][1], event.at)
+            else:
+                if spans:
+                    spans[-1] = (spans[-1][0], spans[-1][1], event.at)
+                spans.append((event.status, event.at, event.at))
+        return spans
+
+    def rows(self) -> list[dict[str, object]]:
+        """The events as plain dicts, for a table."""
+        return [
+            {
+                "kind": e.kind,
+                "at": round(e.at, 3),
+                "wall": e.wall.isoformat(),
+                "status": e.status.value,
+            }
+            for e in self.events
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class Prediction:
     """One snapshot of a task, as the API reported it."""
 
@@ -85,6 +139,12 @@ class Prediction:
     """True when wavenb's local sandbox made this, not Runway."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The ``data`` object exactly as received, extra fields included."""
+    events: tuple[Event, ...] = field(default=(), repr=False, compare=False)
+    """Every request this client made about the task so far (see ``timeline()``)."""
+
+    def timeline(self) -> Timeline:
+        """The task's status history with request times, as this client saw it."""
+        return Timeline(self.id, self.events)
 
     @property
     def terminal(self) -> bool:
@@ -125,6 +185,10 @@ class Video:
     def sandbox(self) -> bool:
         """True when the local sandbox rendered this, not Runway."""
         return self.prediction.sandbox
+
+    def timeline(self) -> Timeline:
+        """The status history of the task that made this video, with request times."""
+        return self.prediction.timeline()
 
     def read_bytes(self) -> bytes:
         """The MP4's bytes, read from the local file.
