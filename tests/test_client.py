@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -403,3 +404,19 @@ async def test_timeline_records_every_request_in_order(tmp_path):
     assert [p[0].value for p in timeline.phases()] == ["created", "processing", "completed"]
     assert timeline.phases()[0][2] == timeline.events[2].at
     assert timeline.rows()[0]["kind"] == "submit"
+
+
+async def test_blocking_client_never_reenters_the_running_loop(tmp_path):
+    """Re-entering Jupyter's loop (nest-asyncio) stalls ipykernel 7; the facade must not."""
+    ran: list[bool] = []
+
+    async def other_message() -> None:
+        ran.append(True)
+
+    pending = asyncio.get_running_loop().create_task(other_message())
+    api = FakeAPI({RESULT: [COMPLETED]})
+    with Client(CANARY_KEY, API, transport=httpx.MockTransport(api), output_dir=tmp_path) as client:
+        assert client.get(PID).status is Status.COMPLETED
+        assert ran == [], "the running loop was re-entered during a blocking call"
+    await pending
+    assert ran == [True]

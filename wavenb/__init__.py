@@ -100,5 +100,12 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib  # noqa: PLC0415
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        with contextlib.suppress(AttributeError, TypeError):
+            value.__module__ = __name__  # reprs say wavenb.Studio
+        return value
     raise AttributeError(f"module 'wavenb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -189,6 +189,11 @@ class AsyncClient:
         return self._settings.base_url
 
     @property
+    def output_dir(self) -> Path:
+        """Where downloads go by default: ``output_dir=``, else ``<data dir>/outputs``."""
+        return self._outputs()
+
+    @property
     def price_per_video(self) -> float:
         """US dollars one video costs here: $0.50 on the real API, nothing on the sandbox."""
         return 0.0 if self.backend == "sandbox" else PRICE_PER_VIDEO

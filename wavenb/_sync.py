@@ -1,15 +1,23 @@
 """The blocking ``Client``: the async client driven to completion, in a script or a notebook.
 
-Each method is the ``AsyncClient`` method of the same name, run on an event loop: the running
-loop when there is one (Jupyter's kernel loop, made re-entrant with nest-asyncio, applied only
-then), or a private loop owned by this client otherwise. Nothing is written twice: the bodies
-are the async ones.
+Each method is the ``AsyncClient`` method of the same name, run to completion on a private event
+loop that this client keeps in a background thread; the caller's thread waits for the result.
+Nothing is written twice: the bodies are the async ones.
+
+Why a thread and not nest-asyncio: re-entering Jupyter's running loop (nest-asyncio's patch)
+breaks ipykernel 7, which handles each incoming message inside one shared context. A message
+arriving while a blocking call runs (the next cell of "run all", a widget event) then fails with
+"cannot enter context ... is already entered" and the kernel stops answering; we saw exactly
+that in JupyterLab. A private loop in its own thread never touches the kernel's loop, works the
+same in scripts, and keeps the connection pool on one loop for the client's whole life.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import threading
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -73,7 +81,7 @@ class Client:
             max_spend=max_spend,
         )
         """The ``AsyncClient`` underneath, for code that wants to await."""
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner = _LoopThread()
 
     upload = _blocking(AsyncClient.upload)
     submit = _blocking(AsyncClient.submit)
@@ -106,10 +114,9 @@ class Client:
 
     def close(self) -> None:
         """Close connections and this client's private loop."""
-        self._run(self.aio.aclose())
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
+        if self._runner.started:
+            self._run(self.aio.aclose())
+        self._runner.stop()
 
     def __enter__(self) -> Client:
         return self
@@ -121,19 +128,54 @@ class Client:
         return f"<Client backend={self.backend!r} base_url={self.aio.base_url!r}>"
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            # Inside Jupyter: the kernel's loop is already running this cell.
-            import nest_asyncio  # noqa: PLC0415
+        return self._runner.run(coroutine)
 
-            nest_asyncio.apply(loop)
-            return loop.run_until_complete(coroutine)
-        if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(coroutine)
+
+class _LoopThread:
+    """An event loop running in a daemon thread, started on first use."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        """Whether the loop thread is running."""
+        return self._thread is not None
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the loop and wait for it; an interrupt cancels it there too."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._start())
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C / kernel interrupt: cancel the task so it records what it was doing
+            # (a submit in flight is journaled as unknown) before the interrupt goes on.
+            future.cancel()
+            with contextlib.suppress(BaseException):
+                future.exception(timeout=5)
+            raise
+
+    def stop(self) -> None:
+        """Stop the loop and wait for its thread."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="wavenb-client", daemon=True
+                )
+                self._thread.start()
+            return self._loop
 
 
 def generate(

@@ -1,0 +1,591 @@
+"""``Studio``: the notebook widget for making videos, a thin view over ``AsyncClient``.
+
+Every click only schedules a task on the kernel's running event loop and keeps a reference to
+it, so the kernel answers other cells while videos render, and several generations can run at
+once. Progress comes from the client's ``on_update``; the widget does no HTTP of its own except
+the one-off check of a pasted image URL (``_studio_image.check_image_url``).
+
+Nothing that fails in a task or a callback is lost or spilled over the cell: it shows in the
+widget's error area as one sentence with a "details" disclosure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import html
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import ipywidgets as widgets
+import traitlets
+
+from . import _protocol as protocol
+from ._client import AsyncClient, Update
+from ._config import outputs_dir
+from ._exceptions import InputError, PredictionFailed, PredictionTimeout, WavenbError
+from ._images import ImageInput
+from ._models import Prediction, Video
+from ._studio_html import (
+    char_count,
+    chip,
+    describe_error,
+    error_box,
+    field_message,
+    header,
+    image_summary,
+    price_label,
+    seconds,
+    video_caption,
+    word_diff,
+)
+from ._studio_image import SourceImage, check_image_url, from_upload, load_image
+from ._studio_layout import Controls, arrange, hide, show
+from ._studio_runs import TIMED_OUT, HistoryRow, Run, RunProgress
+from ._types import AspectRatio
+
+__all__ = ["Studio"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _guarded(
+    handler: Callable[Concatenate[Studio, P], None],
+) -> Callable[Concatenate[Studio, P], None]:
+    """Route a callback's exception to the error area: ipywidgets would swallow it."""
+
+    def run(self: Studio, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            handler(self, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001  (shown to the user, not swallowed)
+            self.show_error(error)
+
+    functools.update_wrapper(run, handler)
+    return run
+
+
+class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """Make videos from an image and a prompt, in a notebook cell.
+
+    Evaluate it in a cell to display it. Without ``WAVESPEED_API_KEY`` it uses the local
+    sandbox (free, offline, labelled SANDBOX).
+
+    Args:
+        image: a path, URL, bytes or PIL image to start from.
+        prompt: the prompt to start from.
+        aspect_ratio: one of the five ratios; ``None`` matches the source image.
+        client: the ``AsyncClient`` to use; by default ``AsyncClient()``.
+        save_dir: where Download saves MP4s; by default wavenb's outputs folder.
+
+    Example:
+        >>> studio = wavenb.Studio(image="cat.jpg")              # doctest: +SKIP
+        >>> studio                                                # displays the widget
+        >>> video = await studio.generate()                       # or click Generate
+        >>> studio.last.path
+    """
+
+    save_dir = traitlets.Unicode(
+        help="The folder Download saves MP4s into (shown, and editable, beside the button)."
+    )
+    running = traitlets.Int(0, read_only=True, help="How many generations are in flight right now.")
+
+    def __init__(
+        self,
+        image: ImageInput | None = None,
+        prompt: str = "",
+        aspect_ratio: AspectRatio | None = None,
+        *,
+        client: AsyncClient | None = None,
+        save_dir: str | Path | None = None,
+    ) -> None:
+        ratio = protocol.validate_aspect_ratio(aspect_ratio)
+        self.ui = Controls()
+        """Every control by name (``studio.ui.generate.click()``); see ``_studio_layout``."""
+        super().__init__(arrange(self.ui))
+        self.add_class("wavenb-studio")
+        self.client = client if client is not None else AsyncClient()
+        """The ``AsyncClient`` the Studio works through."""
+        self._runs: list[Run] = []
+        self._rows: dict[Run, HistoryRow] = {}
+        self._results: list[Video] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._source: SourceImage | None = None
+        self._source_from = ""
+        self._loading = 0
+        self._image_version = 0
+        self._before_enhance: str | None = None
+        self._sending: dict[tuple[int, str, str], Run] = {}
+        self._shown: Run | None = None
+        self._quiet = False
+        self._enhancing = False
+        self.save_dir = str(save_dir if save_dir is not None else outputs_dir())
+        traitlets.link((self, "save_dir"), (self.ui.save_dir, "value"))
+        self._wire()
+        self.ui.prompt.value = prompt
+        self.ui.char_count.value = char_count(prompt)
+        self.ui.ratio.value = ratio or ""
+        if image is not None:
+            try:
+                self.set_image(image)
+            except WavenbError as error:
+                self.ui.image_message.value = field_message(str(error))
+        self._refresh()
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def prompt(self) -> str:
+        """The prompt as typed."""
+        return str(self.ui.prompt.value)
+
+    @prompt.setter
+    def prompt(self, text: str) -> None:
+        self.ui.prompt.value = text
+
+    @property
+    def aspect_ratio(self) -> AspectRatio | None:
+        """The chosen ratio; ``None`` matches the source image."""
+        return protocol.validate_aspect_ratio(self.ui.ratio.value)
+
+    @aspect_ratio.setter
+    def aspect_ratio(self, ratio: AspectRatio | None) -> None:
+        self.ui.ratio.value = protocol.validate_aspect_ratio(ratio) or ""
+
+    @property
+    def image(self) -> SourceImage | None:
+        """The checked source image, or ``None`` while there is none (or it is loading)."""
+        return self._source
+
+    @property
+    def results(self) -> list[Video]:
+        """The videos of this session, oldest first."""
+        return list(self._results)
+
+    @property
+    def last(self) -> Video | None:
+        """The most recent video, or ``None``."""
+        return self._results[-1] if self._results else None
+
+    @property
+    def history(self) -> list[Run]:
+        """Every run of this session, oldest first, whatever its outcome."""
+        return list(self._runs)
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[Any]]:
+        """The Studio's tasks still running (generations, image checks, Enhance)."""
+        return frozenset(task for task in self._tasks if not task.done())
+
+    def set_image(self, image: ImageInput) -> asyncio.Task[None]:
+        """Use ``image`` (path, URL, bytes or PIL image); it is checked in a task.
+
+        Raises:
+            WavenbError: there is no running event loop (use the Studio in Jupyter).
+        """
+        is_url = isinstance(image, str) and image.startswith(("http://", "https://"))
+        with self._muted():
+            self.ui.upload.value = ()
+            self.ui.url.value = image if is_url else ""
+        if isinstance(image, str) and is_url:
+            return self._load_image(_check_url, image, origin="url")
+        label = Path(image).name if isinstance(image, str | Path) else "image"
+        return self._load_image(_load_local, image, label, origin="value")
+
+    def generate(self) -> asyncio.Task[Video | None]:
+        """Start a video from the current image, prompt and ratio: what Generate does.
+
+        Returns the task; awaiting it gives the ``Video``, or ``None`` if the run failed or was
+        cancelled (the reason is in the widget and on ``studio.history[-1]``).
+
+        Raises:
+            InputError: no image yet, or the prompt is not usable.
+            WavenbError: there is no running event loop.
+        """
+        source = self._source
+        if source is None:
+            raise InputError("add an image first (upload one or paste a URL)")
+        prompt = protocol.validate_prompt(self.prompt)
+        run = Run(prompt, self.aspect_ratio, source)
+        # The same inputs cannot go again while they are being sent: a double click must not
+        # pay twice. Another prompt can go at once.
+        run.task = self._spawn(self._work(run))
+        self._sending[_submit_key(run)] = run
+        run.task.add_done_callback(lambda _task: self._settled(run))
+        self._add_history(run)
+        return run.task
+
+    def cancel(self, run: Run | None = None) -> None:
+        """Stop waiting for ``run`` (default: every running generation).
+
+        The provider goes on with tasks it accepted: their ids stay in ``history`` and
+        ``await studio.client.wait(id)`` (or "Fetch again") picks them up later.
+        """
+        for each in [run] if run is not None else self._runs:
+            if each.task is not None and not each.task.done():
+                each.task.cancel()
+
+    async def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until every task of the Studio has ended (at most ``timeout`` seconds)."""
+
+        async def drain() -> None:
+            while pending := self.tasks:
+                await asyncio.wait(pending)
+
+        await asyncio.wait_for(drain(), timeout)
+
+    def download(self, video: Video | None = None) -> Path:
+        """Save ``video`` (default: the one shown) as ``<save_dir>/<id>.mp4``; return the path."""
+        chosen = video or (self._shown.video if self._shown is not None else None)
+        if chosen is None or chosen.path is None:
+            raise InputError("no finished video to save yet")
+        folder = Path(self.save_dir).expanduser()
+        target = folder / f"{chosen.id}.mp4"
+        if not (target.exists() and target.resolve() == chosen.path.resolve()):
+            folder.mkdir(parents=True, exist_ok=True)
+            chosen.save(target)
+        self.ui.saved.value = f"<small>Saved to <code>{html.escape(str(target))}</code></small>"
+        return target
+
+    def show_error(self, error: BaseException) -> None:
+        """Show an error in the error area: one sentence, raw details in a disclosure."""
+        self.ui.error.value = error_box(*describe_error(error))
+
+    def __repr__(self) -> str:
+        return (
+            f"<Studio backend={self.client.backend!r} runs={len(self._runs)} "
+            f"running={self.running}>"
+        )
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        ui = self.ui
+        ui.upload.observe(self._on_upload, names=["value"])
+        ui.url.observe(self._on_url, names=["value"])
+        ui.prompt.observe(self._on_prompt, names=["value"])
+        ui.examples.observe(self._on_example, names=["value"])
+        ui.enhance.on_click(self._on_enhance)
+        ui.undo.on_click(self._on_undo)
+        ui.generate.on_click(self._on_generate)
+        ui.download.on_click(self._on_download)
+
+    @_guarded
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        if self._quiet or not change["new"]:
+            return
+        try:
+            data, name = from_upload(change["new"])
+        except InputError as error:
+            self._image_version += 1  # whatever was loading is superseded
+            self._clear_image(str(error))
+            return
+        with self._muted():
+            self.ui.url.value = ""
+        self._load_image(_load_local, data, name, origin="upload")
+
+    @_guarded
+    def _on_url(self, change: dict[str, Any]) -> None:
+        if self._quiet:
+            return
+        url = str(change["new"]).strip()
+        with self._muted():
+            self.ui.upload.value = ()
+        if url:
+            self._load_image(_check_url, url, origin="url")
+        elif self._source_from == "url":
+            self._clear_image()
+
+    @_guarded
+    def _on_prompt(self, change: dict[str, Any]) -> None:
+        self.ui.char_count.value = char_count(str(change["new"]))
+        self._refresh()
+
+    @_guarded
+    def _on_example(self, change: dict[str, Any]) -> None:
+        if not change["new"]:
+            return
+        self._forget_enhance()
+        self.ui.prompt.value = change["new"]
+        self.ui.examples.value = ""
+
+    @_guarded
+    def _on_enhance(self, _button: object) -> None:
+        self._spawn(self._enhance(protocol.validate_prompt(self.prompt)))
+
+    @_guarded
+    def _on_undo(self, _button: object) -> None:
+        if self._before_enhance is not None:
+            self.ui.prompt.value = self._before_enhance
+        self._forget_enhance()
+
+    @_guarded
+    def _on_generate(self, _button: object) -> None:
+        self.generate()
+
+    @_guarded
+    def _on_download(self, _button: object) -> None:
+        self.download()
+
+    @_guarded
+    def _on_show(self, run: Run) -> None:
+        self._show(run)
+
+    @_guarded
+    def _on_fetch(self, run: Run) -> None:
+        if not run.resumable or run.prediction_id is None:
+            return
+        run.error, run.status = None, "fetching"
+        run.task = self._spawn(self._work(run, run.prediction_id))
+        self._rows[run].refresh()
+
+    @_guarded
+    def _on_cancel(self, run: Run) -> None:
+        self.cancel(run)
+
+    # -- image -----------------------------------------------------------------------------
+
+    def _load_image(
+        self,
+        loader: Callable[[T, str], Awaitable[SourceImage]],
+        image: T,
+        label: str = "",
+        *,
+        origin: str,
+    ) -> asyncio.Task[None]:
+        """Check an image in a task; the latest pick wins over slower earlier ones."""
+        self._image_version += 1
+        version = self._image_version
+        self._source, self._source_from = None, origin
+        checking = "checking the URL…" if origin == "url" else "reading the image…"
+        self.ui.image_message.value = field_message(checking, error=False)
+
+        async def load() -> None:
+            try:
+                source = await loader(image, label)
+            except InputError as error:
+                if version == self._image_version:
+                    self._clear_image(str(error))
+                return
+            finally:
+                self._loading -= 1
+                self._refresh()
+            if version == self._image_version:
+                self._use_image(source)
+
+        task = self._spawn(load())
+        self._loading += 1
+        self._refresh()
+        return task
+
+    def _use_image(self, source: SourceImage) -> None:
+        self._source = source
+        self.ui.preview.value = source.preview
+        show(self.ui.preview)
+        self.ui.image_info.value = image_summary(source)
+        self.ui.image_message.value = ""
+        self._refresh()
+
+    def _clear_image(self, reason: str = "") -> None:
+        self._source, self._source_from = None, ""
+        self.ui.preview.value = b""
+        hide(self.ui.preview)
+        self.ui.image_info.value = ""
+        self.ui.image_message.value = field_message(reason) if reason else ""
+        self._refresh()
+
+    # -- prompt ----------------------------------------------------------------------------
+
+    async def _enhance(self, original: str) -> None:
+        ui = self.ui
+        self._enhancing, ui.enhance.description = True, "Enhancing…"
+        self._refresh()
+        try:
+            enhanced = await self.client.enhance_prompt(original)
+        except Exception as error:  # noqa: BLE001  (shown in the widget)
+            self.show_error(error)
+            return
+        finally:
+            self._enhancing, ui.enhance.description = False, "Enhance"
+            self._refresh()
+        self._before_enhance = original
+        ui.prompt.value = enhanced
+        ui.diff.value = word_diff(original, enhanced)
+        show(ui.undo)
+
+    def _forget_enhance(self) -> None:
+        self._before_enhance = None
+        self.ui.diff.value = ""
+        hide(self.ui.undo)
+
+    # -- generations -----------------------------------------------------------------------
+
+    async def _work(self, run: Run, task_id: str | None = None) -> Video | None:
+        """Submit (unless resuming ``task_id``), wait, download and show one run."""
+        row = RunProgress(run, self._on_cancel, lambda: len(self.client.durations))
+        self.ui.running.children = (*self.ui.running.children, row)
+        row.start()
+
+        def on_update(update: Update) -> None:
+            try:
+                run.status = update.prediction.status.label
+                row.update(update)
+                self._rows[run].refresh()
+            except Exception as error:  # noqa: BLE001  (a display bug must not stop the run)
+                self.show_error(error)
+
+        try:
+            target = task_id if task_id is not None else await self._submit(run)
+            done = await self.client.wait(target, on_update=on_update)
+            row.phase("downloading")
+            path = await self.client.download(done)
+        except asyncio.CancelledError:
+            run.finish_cancelled()
+            raise
+        except Exception as error:  # noqa: BLE001  (shown in the widget, kept on the run)
+            run.error, run.status = error, _failure_status(error)
+            return None
+        else:
+            run.video = Video(url=done.outputs[0], path=path, prediction=done)
+            run.status, run.error = "completed", None
+            self._results.append(run.video)
+            return run.video
+        finally:
+            row.stop()
+            self.ui.running.children = tuple(c for c in self.ui.running.children if c is not row)
+            run.elapsed = time.monotonic() - run.clock
+            self._rows[run].refresh()
+            if run.video is not None or run.error is not None:
+                self._show(run)
+            self._refresh()
+
+    async def _submit(self, run: Run) -> Prediction:
+        try:
+            prediction = await self.client.submit(run.image.send, run.prompt, run.aspect_ratio)
+        finally:
+            self._release(run)
+        run.prediction_id = prediction.id
+        self._rows[run].refresh()
+        return prediction
+
+    def _release(self, run: Run) -> None:
+        """``run``'s inputs are no longer being sent: Generate may send them again."""
+        key = _submit_key(run)
+        if self._sending.get(key) is run:
+            del self._sending[key]
+            self._refresh()
+
+    def _settled(self, run: Run) -> None:
+        """A generation's task ended, however it ended."""
+        self._release(run)
+        if run.status == "submitting":  # cancelled before it even started
+            run.finish_cancelled()
+        self._rows[run].refresh()
+        self._refresh()
+
+    def _add_history(self, run: Run) -> None:
+        self._runs.append(run)
+        row = HistoryRow(run, self._on_show, self._on_fetch)
+        self._rows[run] = row
+        self.ui.history.children = (row, *self.ui.history.children)
+        self._refresh()
+
+    def _show(self, run: Run) -> None:
+        """Put a run in the result area: its video, or its error."""
+        ui = self.ui
+        took = f" · {seconds(run.elapsed)}" if run.elapsed is not None else ""
+        ui.status.value = f"{chip(run.status)} <small>{html.escape(run.prompt)}{took}</small>"
+        if run.video is not None:
+            if self._shown is not run:
+                ui.player.value = run.video.read_bytes()
+            show(ui.player)
+            ui.caption.value = video_caption(run.video)
+            ui.error.value = ""
+            ui.saved.value = ""
+        else:
+            hide(ui.player)
+            ui.caption.value = ""
+            ui.error.value = error_box(*describe_error(run.error)) if run.error else ""
+        ui.download.disabled = run.video is None
+        self._shown = run
+
+    # -- state of the controls ------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        ui = self.ui
+        sandbox = self.client.backend == "sandbox"
+        ui.header.value = header(sandbox)
+        busy = sum(1 for run in self._runs if run.active)
+        self.set_trait("running", busy)
+        missing = self._missing()
+        ui.generate.disabled = missing is not None
+        ui.generate.description = f"Generate · {price_label(self.client.price_per_video)}"
+        ui.generate_hint.value = field_message(missing, error=False) if missing else ""
+        ui.enhance.disabled = self._enhancing or not self.prompt.strip()
+
+    def _missing(self) -> str | None:
+        """What stops Generate, in words; ``None`` when it can go."""
+        if self._source is None:
+            return "checking the image…" if self._loading else "add an image"
+        try:
+            prompt = protocol.validate_prompt(self.prompt)
+        except InputError as error:
+            return "write a prompt" if not self.prompt.strip() else str(error)
+        if (id(self._source), prompt, self.aspect_ratio or "") in self._sending:
+            return "sending…"
+        return None
+
+    @contextlib.contextmanager
+    def _muted(self) -> Iterator[None]:
+        """Change controls from code without their observers reacting."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+
+    def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``work`` on the kernel's loop, keeping a reference until it ends."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            work.close()
+            raise WavenbError(
+                "the Studio needs a running event loop: use it in Jupyter (or async code)"
+            ) from None
+        task = loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._refresh()
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.show_error(error)
+        self._refresh()
+
+
+async def _check_url(url: str, _label: str) -> SourceImage:
+    return await check_image_url(url)
+
+
+async def _load_local(image: ImageInput, label: str) -> SourceImage:
+    return await asyncio.to_thread(load_image, image, label)
+
+
+def _submit_key(run: Run) -> tuple[int, str, str]:
+    """What makes two submissions the same: image, prompt and ratio."""
+    return (id(run.image), run.prompt, run.aspect_ratio or "")
+
+
+def _failure_status(error: Exception) -> str:
+    if isinstance(error, PredictionTimeout):
+        return TIMED_OUT
+    if isinstance(error, PredictionFailed):
+        return error.prediction.status.label
+    return "failed"

@@ -1,0 +1,203 @@
+"""One generation in the Studio: its record (``Run``), its live progress row, its history row.
+
+A ``Run`` is plain data that Python code can read (``studio.history``); the two row widgets
+only display it. The progress row ticks once a second between result checks, so elapsed time
+and the estimate move smoothly even when checks are five seconds apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+import ipywidgets as widgets
+
+from ._client import Update
+from ._models import Video
+from ._studio_html import chip, progress_text, seconds
+from ._studio_image import SourceImage, thumbnail
+from ._types import AspectRatio
+
+__all__ = ["CANCELLED", "TIMED_OUT", "HistoryRow", "Run", "RunProgress"]
+
+CANCELLED: Final = "cancelled (still running at provider)"
+"""The status of a run whose waiting was cancelled after the provider took it."""
+CANCELLED_EARLY: Final = "cancelled (before the provider answered)"
+TIMED_OUT: Final = "timed out (still running at provider)"
+HISTORY_THUMB: Final = 64
+TICK: Final = 1.0
+"""Seconds between progress refreshes of a running generation."""
+MOST: Final = 0.97
+"""The bar never looks full before the task has ended."""
+
+
+@dataclass(eq=False)
+class Run:
+    """One generation of this session, as the history lists it."""
+
+    prompt: str
+    aspect_ratio: AspectRatio | None
+    image: SourceImage
+    started: datetime = field(default_factory=datetime.now)
+    """Wall-clock time of the click, for the history."""
+    clock: float = field(default_factory=time.monotonic, repr=False)
+    """``time.monotonic()`` at the click, to time the run."""
+    status: str = "submitting"
+    """``submitting``, then ``Status.label`` values, ``downloading``, ``completed``, ``failed``,
+    ``CANCELLED`` or ``TIMED_OUT``."""
+    prediction_id: str | None = None
+    """The provider's id once the submit returned: ``await studio.client.wait(id)`` works."""
+    elapsed: float | None = None
+    """Seconds from the click to the end of the run, once it ended."""
+    video: Video | None = None
+    error: BaseException | None = None
+    task: asyncio.Task[Video | None] | None = field(default=None, repr=False)
+
+    @property
+    def active(self) -> bool:
+        """Whether the Studio is still working on this run."""
+        return self.task is not None and not self.task.done()
+
+    @property
+    def resumable(self) -> bool:
+        """Whether "fetch again" makes sense: the provider may still finish it."""
+        return self.prediction_id is not None and self.status in (CANCELLED, TIMED_OUT)
+
+    def finish_cancelled(self) -> None:
+        """Record that waiting stopped; the provider keeps the task if it had taken it."""
+        self.status = CANCELLED if self.prediction_id else CANCELLED_EARLY
+
+
+class RunProgress(widgets.HBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """The live row of one generation: status chip, progress bar, Cancel, and a summary.
+
+    Parts: ``chip``, ``bar``, ``cancel_button``, ``summary`` (elapsed, estimate, prompt).
+    """
+
+    def __init__(
+        self, run: Run, on_cancel: Callable[[Run], None], past_runs: Callable[[], int]
+    ) -> None:
+        self._run = run
+        self._past_runs = past_runs
+        self.chip = widgets.HTML(chip(run.status))
+        self.bar = widgets.FloatProgress(
+            value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="220px")
+        )
+        self.summary = widgets.HTML(layout=widgets.Layout(flex="1 1 auto"))
+        self.cancel_button = widgets.Button(
+            description="Cancel", icon="stop", button_style="warning"
+        )
+        self.cancel_button.on_click(lambda _button: on_cancel(run))
+        self._started = time.monotonic()
+        self._last: Update | None = None
+        self._last_at = self._started
+        self._ticker: asyncio.Task[None] | None = None
+        super().__init__(
+            [self.chip, self.bar, self.cancel_button, self.summary],
+            layout=widgets.Layout(align_items="center"),
+        )
+        self.add_class("wavenb-run")
+        self._draw()
+
+    def start(self) -> None:
+        """Begin ticking (needs the running loop)."""
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    def stop(self) -> None:
+        """Stop ticking; the row is about to go."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def update(self, update: Update) -> None:
+        """Take a fresh check of the task (an ``on_update`` from the client)."""
+        self._last, self._last_at = update, time.monotonic()
+        self._draw()
+
+    def phase(self, label: str) -> None:
+        """Show a Studio phase that is not a provider status (``downloading``)."""
+        self._run.status = label
+        self._draw()
+
+    def _draw(self) -> None:
+        now = time.monotonic()
+        self.chip.value = chip(self._run.status)
+        if self._last is None:
+            elapsed, eta = now - self._started, None
+        else:
+            since = now - self._last_at
+            elapsed = self._last.elapsed + since
+            eta = None if self._last.eta is None else max(0.0, self._last.eta - since)
+        prompt = html.escape(_short(self._run.prompt))
+        self.summary.value = (
+            f"{progress_text(elapsed, eta, self._past_runs())} <small>· {prompt}</small>"
+        )
+        if eta is None:
+            # No estimate yet: an honest "working" bar, not a made-up fraction.
+            self.bar.add_class("wavenb-indeterminate")
+            self.bar.value, self.bar.description = 0.0, "…"
+            return
+        self.bar.remove_class("wavenb-indeterminate")
+        self.bar.description = ""
+        total = elapsed + eta
+        self.bar.value = min(MOST, elapsed / total) if total > 0 else MOST
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            self._draw()
+
+
+class HistoryRow(widgets.HBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """A run in the history: thumbnail, status, time, ratio, id, prompt; Show / Fetch again.
+
+    Parts: ``thumbnail``, ``summary``, ``show_button``, and ``fetch_button`` (shown only for
+    runs the provider may still finish).
+    """
+
+    def __init__(
+        self, run: Run, on_show: Callable[[Run], None], on_fetch: Callable[[Run], None]
+    ) -> None:
+        self._run = run
+        self.thumbnail = widgets.Image(
+            value=thumbnail(run.image.preview, HISTORY_THUMB),
+            format="jpeg",
+            layout=widgets.Layout(width=f"{HISTORY_THUMB}px"),
+        )
+        self.summary = widgets.HTML()
+        self.show_button = widgets.Button(description="Show", layout=widgets.Layout(width="120px"))
+        self.show_button.on_click(lambda _button: on_show(run))
+        self.fetch_button = widgets.Button(
+            description="Fetch again",
+            tooltip="Wait for this task again: the provider kept running it",
+            layout=widgets.Layout(width="120px"),
+        )
+        self.fetch_button.on_click(lambda _button: on_fetch(run))
+        super().__init__(
+            [self.thumbnail, self.summary, self.show_button, self.fetch_button],
+            layout=widgets.Layout(align_items="center"),
+        )
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw from the run's current state."""
+        run = self._run
+        ratio = run.aspect_ratio or "match source"
+        took = f" · {seconds(run.elapsed)}" if run.elapsed is not None else ""
+        ident = f" · <code>{html.escape(run.prediction_id)}</code>" if run.prediction_id else ""
+        self.summary.value = (
+            f'<div style="line-height:1.5">{chip(run.status)} '
+            f"<small>{run.started:%H:%M:%S}{took} · {ratio}{ident}</small>"
+            f"<br><small>{html.escape(_short(run.prompt, 90))}</small></div>"
+        )
+        self.show_button.disabled = run.video is None and run.error is None
+        self.fetch_button.layout.display = None if run.resumable else "none"
+
+
+def _short(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
