@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from PIL import Image
 
-import wavenb
 from wavenb._client import AsyncClient
+from wavenb.testing import Sandbox, SandboxFactory, ServedSandbox, serve_sandbox
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["API", "ASSETS", "CANARY_KEY", "CASSETTES", "ROOT", "png_bytes", "serve_sandbox"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "notebooks" / "assets"
@@ -26,19 +26,12 @@ CANARY_KEY = "wsk-canary-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No test sees the developer's key, server or data folder; no test waits for real."""
-    for name in (
-        "WAVESPEED_API_KEY",
-        "WAVENB_BASE_URL",
-        "WAVESPEED_BASE_URL",
-        "WAVENB_SANDBOX_SPEED",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WAVENB_HOME", str(tmp_path / "wavenb-home"))
-    wavenb.set_testing(True)
-    yield
-    wavenb.set_testing(False)
+def _isolated_env(wavenb_offline: Path) -> None:
+    """No test sees the developer's key, server or data folder; no test waits for real.
+
+    wavenb's own pytest plugin does it (``wavenb.testing``): WAVENB_HOME is
+    ``tmp_path / "wavenb-home"``, the embedded sandbox is instant, test mode is on.
+    """
 
 
 @pytest.fixture
@@ -58,21 +51,21 @@ def png_bytes(size: tuple[int, int] = (64, 48), color: str = "orange") -> bytes:
 
 
 @pytest.fixture
-def sandbox_app() -> Any:
-    """A fresh sandbox app that renders as fast as it can (no simulated queue or processing)."""
-    from wavenb.sandbox import SandboxConfig, create_app
-
-    return create_app(SandboxConfig(speed="instant", duration=1.0))
+def canary_sandbox(wavenb_sandbox_factory: SandboxFactory) -> Sandbox:
+    """The plugin's in-process sandbox (instant, 1 s clips); its clients send the canary key."""
+    return wavenb_sandbox_factory(api_key=CANARY_KEY)
 
 
 @pytest.fixture
-async def sandbox_client(sandbox_app: Any, tmp_path: Path) -> AsyncIterator[AsyncClient]:
+def sandbox_app(canary_sandbox: Sandbox) -> Starlette:
+    """A fresh sandbox app that renders as fast as it can (no simulated queue or processing)."""
+    return canary_sandbox.app
+
+
+@pytest.fixture
+def sandbox_client(canary_sandbox: Sandbox) -> AsyncClient:
     """An AsyncClient talking to the in-process sandbox under the real API's base URL."""
-    transport = httpx.ASGITransport(app=sandbox_app)
-    async with AsyncClient(
-        CANARY_KEY, API, transport=transport, output_dir=tmp_path / "out"
-    ) as client:
-        yield client
+    return canary_sandbox.client
 
 
 # -- cassettes (pytest-recording) ----------------------------------------------------------
@@ -95,33 +88,7 @@ def vcr_cassette_dir(request: pytest.FixtureRequest) -> str:
     return str(CASSETTES / request.module.__name__.rsplit(".", 1)[-1])
 
 
-@contextlib.contextmanager
-def serve_sandbox(config: Any) -> Iterator[tuple[str, Any]]:
-    """Serve a sandbox app with uvicorn on 127.0.0.1 (a free port) in a thread."""
-    import uvicorn
-
-    from wavenb.sandbox import create_app
-
-    app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the sandbox server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture
-def served_sandbox() -> Iterator[tuple[str, Any]]:
-    """A sandbox served over real HTTP on loopback; yields (base URL, app)."""
-    from wavenb.sandbox import SandboxConfig
-
-    with serve_sandbox(SandboxConfig(speed="instant", duration=1.0, api_keys=frozenset({CANARY_KEY}))) as served:
-        yield served
+def served_sandbox(wavenb_sandbox_factory: SandboxFactory) -> ServedSandbox:
+    """A sandbox served over real HTTP on loopback that takes only the canary key; (url, app)."""
+    return wavenb_sandbox_factory.serve(api_keys=frozenset({CANARY_KEY}))

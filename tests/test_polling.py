@@ -83,3 +83,9 @@ def test_duration_stats_need_a_few_runs():
     assert stats.typical() == 50
     stats.add(-1)
     assert len(stats) == 5
+
+
+def test_first_check_after_submit_waits_the_first_delay():
+    """Elapsed is never exactly 0 after the submit answer: the first check is still the first."""
+    assert REAL_API.next_delay(0.2, None, 0.5) == REAL_API.first_delay
+    assert REAL_API.next_delay(REAL_API.min_interval + 1, None, 0.5) == REAL_API.min_interval

@@ -62,7 +62,7 @@ ENHANCER_POLICY: Final = PollPolicy(
 )
 
 _testing = False
-_durations: dict[str, DurationStats] = {}
+_durations: dict[tuple[str, str], DurationStats] = {}
 _sandbox_announced = False
 
 
@@ -201,12 +201,15 @@ class AsyncClient:
     @property
     def durations(self) -> DurationStats:
         """Past task durations on this server (shared in this process, seeded from the journal)."""
-        if self._settings.base_url not in _durations:
-            stats = _durations[self._settings.base_url] = DurationStats()
-            if self.journal is not None:
+        # Keyed by backend too: sandbox runs recorded under the real API's address (tests,
+        # cassettes, lessons) must not teach the real API's schedule.
+        key = (self._settings.base_url, self.backend)
+        if key not in _durations:
+            stats = _durations[key] = DurationStats()
+            if self.journal is not None and self.backend == "api":
                 for seconds in self.journal.durations(self._settings.base_url):
                     stats.add(seconds)
-        return _durations[self._settings.base_url]
+        return _durations[key]
 
     @property
     def journal(self) -> Journal | None:

@@ -54,7 +54,9 @@ class PollPolicy:
         randomness and tests can pin it.
         """
         if expected is None:
-            base = self.first_delay if elapsed <= 0 else self.growth * elapsed
+            # "Just submitted" is any moment before the first interval has passed.
+            first = elapsed < self.min_interval
+            base = self.first_delay if first else self.growth * elapsed
         elif elapsed < expected.early:
             base = expected.early - elapsed
         elif elapsed <= expected.late:

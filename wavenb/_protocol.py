@@ -215,7 +215,7 @@ def error_for(  # noqa: PLR0911  (one return per kind of error reads as a table)
     retry_after: float | None = None,
 ) -> APIError:
     """The exception for an error answer, with a message that says what to do."""
-    said = f": {message}" if message else ""
+    said = f": {message.rstrip('. ')}" if message else ""
     kwargs: dict[str, Any] = {
         "status": status,
         "code": code,
