@@ -3,6 +3,8 @@
 # make test   the whole test suite, offline (installs Debian's chromium for the browser test)
 # make lab    JupyterLab on notebooks/
 # make check  ruff + mypy
+# make bench  wavenb vs the official SDK vs a naive loop on the served sandbox (~15 min on 2
+#             cores; BENCH_ARGS=--quick for ~2 min). Not part of make test.
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +15,7 @@ DEMO_IMAGE ?= notebooks/assets/animal-chelsea.jpg
 DEMO_PROMPT ?= Gentle camera pan to the right, revealing more of the scene
 DEMO_OUT ?= out/demo.mp4
 
-.PHONY: demo test lab check clean browser
+.PHONY: demo test lab check clean browser bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +48,11 @@ check: $(VENV)/.test
 	$(BIN)/ruff check wavenb tests
 	$(BIN)/mypy
 
+bench: $(VENV)/.sandbox
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lab: $(VENV)/.lab
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache bench/.deps bench/.work

@@ -234,3 +234,57 @@ def test_kill_mid_poll_then_resume_in_a_new_process(tmp_path):
     assert len(result.stdout.strip().splitlines()) == 3
     assert CANARY_KEY not in result.stdout + result.stderr
     assert Status.COMPLETED.value in {r.status for r in after}
+
+
+class CountingJournal(Journal):
+    """A real journal that counts its writes of task state."""
+
+    updates = 0
+
+    def update(self, prediction):
+        type(self).updates += 1
+        super().update(prediction)
+
+
+async def test_checks_that_find_nothing_new_write_nothing(tmp_path):
+    """Only changes are committed; an unchanged check is noted in memory (no loop-blocking write)."""
+    answers = [answer("created")] + [answer("processing")] * 5 + [answer("completed", outputs=["https://cdn.example/1.mp4"])]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json=answer())
+        return httpx.Response(200, json=answers.pop(0))
+
+    journal = CountingJournal(tmp_path / "j.sqlite3")
+    async with api_client(handler, tmp_path, journal=journal) as client:
+        await client.wait(await client.submit("https://img.example/cat.jpg", "zoom in"))
+    assert CountingJournal.updates == 3  # created, processing, completed
+    row = journal.get(PID)
+    assert row.status == "completed" and row.output_url == "https://cdn.example/1.mp4"
+
+
+async def test_submit_waits_out_many_429s_behind_one_gate(tmp_path):
+    """A 429 creates nothing: the submit waits as long as asked, more times than reads retry."""
+    posts: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posts.append(1)
+        if len(posts) <= 8:
+            return httpx.Response(429, json={"code": 429, "message": "slow"}, headers={"Retry-After": "20"})
+        return httpx.Response(200, json=answer())
+
+    async with api_client(handler, tmp_path) as client:
+        prediction = await client.submit("https://img.example/cat.jpg", "zoom in")
+    assert prediction.id == PID and len(posts) == 9
+    assert [r.status for r in wavenb.history()] == ["created"]
+
+
+async def test_submit_asked_to_wait_too_long_raises_rate_limit(tmp_path):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, json={"code": 429, "message": "slow"}, headers={"Retry-After": "3600"})
+
+    async with api_client(handler, tmp_path) as client:
+        with pytest.raises(wavenb.RateLimitError) as caught:
+            await client.submit("https://img.example/cat.jpg", "zoom in")
+    assert caught.value.retry_after == 3600
+    assert [(r.status, r.cost) for r in wavenb.history()] == [("refused", 0.0)]

@@ -54,8 +54,10 @@ def test_with_history_fewer_checks_and_no_more_lag_than_fixed_5s():
 
 
 def test_beyond_the_window_it_backs_off():
-    late = REAL_API.next_delay(200, Expectation(40, 60), 0.5)
-    assert late == min(REAL_API.growth * 200, REAL_API.max_interval)
+    assert REAL_API.next_delay(61, Expectation(40, 60), 0.5) == REAL_API.min_interval + REAL_API.growth
+    later = REAL_API.next_delay(100, Expectation(40, 60), 0.5)
+    assert later == REAL_API.min_interval + REAL_API.growth * 40
+    assert REAL_API.next_delay(1000, Expectation(40, 60), 0.5) == REAL_API.max_interval
 
 
 def test_jitter_spreads_checks():

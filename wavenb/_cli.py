@@ -49,10 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "sandbox":
-        from .sandbox import serve  # noqa: PLC0415  (needs the sandbox extra)
-
-        serve(host=args.host, port=args.port, speed=args.speed)
-        return 0
+        return _sandbox(args)
     if args.command == "history":
         return _history(args)
     if args.command == "resume":
@@ -103,6 +100,26 @@ class _Progress:
         eta = f", about {update.eta:.0f} s left" if update.eta else ""
         line = f"[{update.elapsed:6.1f} s] {update.prediction.id} {status}{eta}"
         print(f"wavenb: {line}", file=sys.stderr)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import serve  # noqa: PLC0415  (needs the sandbox extra)
+    from .sandbox._faults import FaultPlan  # noqa: PLC0415
+
+    try:
+        faults = FaultPlan.parse(args.faults) if args.faults is not None else None
+    except ValueError as error:
+        print(f"wavenb: bad --faults: {error}", file=sys.stderr)
+        return 2
+    serve(
+        host=args.host,
+        port=args.port,
+        speed=args.speed,
+        max_concurrent=args.max_concurrent,
+        submit_rate=args.submit_rate,
+        faults=faults,
+    )
+    return 0
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -203,4 +220,36 @@ def _parser() -> argparse.ArgumentParser:
     box.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     box.add_argument("--port", type=int, default=8765)
     box.add_argument("--speed", choices=("instant", "fast", "realistic"), default="fast")
+    box.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="tasks one key may run at once; more wait in 'created' (real default level: 2)",
+    )
+    box.add_argument(
+        "--submit-rate",
+        type=_rate,
+        default=None,
+        metavar="N/SECONDS",
+        help="at most N submissions per SECONDS per key, more get a 429 (real default: 2/60)",
+    )
+    box.add_argument(
+        "--faults",
+        default=None,
+        metavar="SPEC",
+        help="inject failures, e.g. '429=0.1,5xx=0.05,reset=0.02,timeout=0.02,fail=0.05,seed=1'"
+        " or a JSON file; see wavenb.sandbox._faults",
+    )
     return parser
+
+
+def _rate(text: str) -> tuple[int, float]:
+    """``N/SECONDS`` (``2/60``) for ``--submit-rate``."""
+    count, _, seconds = text.partition("/")
+    try:
+        rate = int(count), float(seconds)
+    except ValueError:
+        rate = (0, 0.0)
+    if rate[0] < 1 or not rate[1] > 0:
+        raise argparse.ArgumentTypeError(f"expected N/SECONDS, e.g. 2/60; got {text!r}")
+    return rate

@@ -33,6 +33,7 @@ import stamina
 from . import _protocol as protocol
 from ._config import Secret, Settings, outputs_dir, resolve
 from ._exceptions import (
+    APIError,
     BudgetExceeded,
     InputError,
     NotFoundError,
@@ -172,6 +173,8 @@ class AsyncClient:
         self._submitted_at: dict[str, float] = {}
         self._events: dict[str, list[Event]] = {}
         self._first_seen: dict[str, float] = {}
+        self._journaled: dict[str, tuple[object, ...]] = {}
+        self._submit_not_before = 0.0
         self._journal_choice = journal
         self._journal: Journal | None = journal if isinstance(journal, Journal) else None
         self._max_spend = max_spend if max_spend is not None else _env_float("WAVENB_MAX_SPEND")
@@ -291,7 +294,7 @@ class AsyncClient:
                 on=_submit_retryable, attempts=4, timeout=120.0, wait_initial=1.0, wait_max=20.0
             ):
                 with attempt:
-                    data = await self._request("POST", protocol.SUBMIT_PATH, json=body, paid=True)
+                    data = await self._paid_submit(body)
             try:
                 prediction = protocol.parse_prediction(data)
             except ServerError as error:
@@ -318,6 +321,26 @@ class AsyncClient:
         self._record(row, lambda journal, key: journal.accepted(key, prediction))
         logger.info("submitted %s (%s)", prediction.id, prediction.status.label)
         return prediction
+
+    async def _paid_submit(self, body: dict[str, str]) -> Any:  # noqa: ANN401  (the envelope's data)
+        """Send the submit behind one rate gate per client.
+
+        A 429 creates nothing, so waiting out its Retry-After can never pay twice. Every submit
+        of this client then waits for the same moment, instead of each retrying on its own
+        clock until a retry budget runs out (at 2 a minute, a batch of 8 would lose tasks).
+        """
+        for _ in range(SUBMIT_429_LIMIT):
+            wait = self._submit_not_before - time.monotonic()
+            if wait > 0 and not _testing:
+                await asyncio.sleep(wait)
+            try:
+                return await self._request("POST", protocol.SUBMIT_PATH, json=body, paid=True)
+            except RateLimitError as error:
+                asked = error.retry_after if error.retry_after is not None else 5.0
+                if asked > LONGEST_SUBMIT_WAIT:
+                    raise  # the caller decides whether to wait that long
+                self._submit_not_before = max(self._submit_not_before, time.monotonic() + asked)
+        return await self._request("POST", protocol.SUBMIT_PATH, json=body, paid=True)
 
     async def get(self, prediction_id: str) -> Prediction:
         """Fetch a task's current state (``GET /api/v3/predictions/{id}/result``)."""
@@ -362,9 +385,13 @@ class AsyncClient:
             target = target / f"{name}.mp4"
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        async for attempt in _read_retries():
-            with attempt:
-                await self._stream_to(url, partial)
+        try:
+            async for attempt in _read_retries():
+                with attempt:
+                    await self._stream_to(url, partial)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         partial.replace(target)
         if self.journal is not None and not isinstance(source, str):
             digest, size = await asyncio.to_thread(sha256_file, target)
@@ -446,21 +473,39 @@ class AsyncClient:
     # -- the I/O chain ---------------------------------------------------------------------
 
     async def _request(self, method: str, path: str, *, paid: bool = False, **kwargs: Any) -> Any:  # noqa: ANN401  (the envelope's data)
+        # The paid submit never follows a redirect: a 307 would re-POST it somewhere else.
+        follow = not paid
+        failure: WavenbError | None = None
         try:
-            response = await self._http.request(method, path, auth=self._auth, **kwargs)
+            response = await self._http.request(
+                method, path, auth=self._auth, follow_redirects=follow, **kwargs
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise TransportError(f"could not connect to {self.base_url}: {error}") from None
-        except httpx.TransportError as error:
+            failure = TransportError(f"could not connect to {self.base_url}: {error}")
+        except httpx.LocalProtocolError as error:
+            # Refused on this side before sending (a malformed header); its text may quote
+            # header values, so it is not kept as the cause.
+            failure = TransportError(f"{method} {path}: not sent ({type(error).__name__})")
+        except httpx.RequestError as error:
             what = _describe(error)
             if paid:
-                raise SubmissionUncertain(
+                failure = SubmissionUncertain(
                     f"the submit request was sent but {what}; it may have been accepted (and "
                     "charged). Check the account's history before submitting again."
-                ) from None
-            raise TransportError(f"{method} {path}: {what}") from None
+                )
+            else:
+                failure = TransportError(f"{method} {path}: {what}")
+        if failure is not None:
+            raise failure
         if response.headers.get("x-wavenb-sandbox"):
             self._saw_sandbox = True
         logger.debug("%s %s -> %s", method, path, response.status_code)
+        if paid and response.is_redirect:
+            raise APIError(
+                f"the submit was redirected (HTTP {response.status_code}); wavenb does not resend "
+                "paid requests elsewhere. Check the base URL.",
+                status=response.status_code,
+            )
         try:
             return protocol.parse_envelope(response.status_code, response.content, response.headers)
         except ServerError as error:
@@ -473,8 +518,15 @@ class AsyncClient:
 
     async def _stream_to(self, url: str, partial: Path) -> None:
         # No auth: output URLs live on a CDN, and the key must never go to another host.
+        failure: WavenbError | None = None
         try:
             async with self._http.stream("GET", url) as response:
+                if response.status_code in _GONE:
+                    raise NotFoundError(
+                        f"the output at {url} is gone (HTTP {response.status_code}): outputs are "
+                        "kept for 7 days, and their URLs expire",
+                        status=response.status_code,
+                    )
                 if response.status_code >= 400:  # noqa: PLR2004
                     body = await response.aread()
                     protocol.parse_envelope(response.status_code, body, response.headers)
@@ -482,9 +534,11 @@ class AsyncClient:
                     async for chunk in response.aiter_bytes(1 << 20):
                         file.write(chunk)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise TransportError(f"could not connect to download {url}: {error}") from None
-        except httpx.TransportError as error:
-            raise TransportError(f"download of {url} broke: {_describe(error)}") from None
+            failure = TransportError(f"could not connect to download {url}: {error}")
+        except httpx.RequestError as error:
+            failure = TransportError(f"download of {url} broke: {_describe(error)}")
+        if failure is not None:
+            raise failure
 
     async def _resolve_image(self, prepared: PreparedImage) -> str:
         if prepared.note:
@@ -514,38 +568,39 @@ class AsyncClient:
         on_update: ProgressCallback | None,
         policy: PollPolicy,
     ) -> Prediction:
+        deadline = None if timeout is None else time.monotonic() + timeout
         if isinstance(prediction, Prediction):
             current = prediction
         else:
-            current = await self.get(prediction)
-            self._record_state(current)
+            current = Prediction(prediction, "", Status.UNKNOWN)
+            current = await self._check(current, deadline, timeout)
         started = self._submitted_at.get(current.id) or self._first_seen.get(
             current.id, time.monotonic()
         )
-        deadline = None if timeout is None else time.monotonic() + timeout
         stats = self.durations
         checks, delay = 0, 0.0
+        # The schedule is aimed at the task's run, not its time in the queue: while the account's
+        # slots are full it sits in "created", and its run has not begun.
+        running_since = started
         while not current.terminal:
+            if checks and current.status in (Status.CREATED, Status.PENDING):
+                running_since = time.monotonic()
             elapsed = time.monotonic() - started
-            delay = policy.next_delay(elapsed, stats.expectation(), random.random())  # noqa: S311
+            running = time.monotonic() - running_since
+            delay = policy.next_delay(running, stats.expectation(), random.random())  # noqa: S311
             if deadline is not None and time.monotonic() + delay > deadline:
                 delay = max(0.0, deadline - time.monotonic())
-            await _notify(on_update, Update(current, elapsed, checks, delay, _eta(stats, elapsed)))
+            await _notify(on_update, Update(current, elapsed, checks, delay, _eta(stats, running)))
             await asyncio.sleep(delay)
-            current = await self.get(current.id)
-            self._record_state(current)
+            current = await self._check(current, deadline, timeout)
             checks += 1
             if not current.terminal and deadline is not None and time.monotonic() >= deadline:
-                raise PredictionTimeout(
-                    f"task {current.id} is still {current.status.label} after {timeout:g} s; it "
-                    f"goes on at the provider: fetch it later with client.wait({current.id!r})",
-                    current,
-                )
+                raise _timed_out(current, timeout)
         elapsed = time.monotonic() - started
         await _notify(on_update, Update(current, elapsed, checks, None, 0.0))
         if current.id in self._submitted_at and current.status.succeeded:
             # The task ended somewhere within the last interval: count the middle of it.
-            stats.add(elapsed - delay / 2)
+            stats.add(time.monotonic() - running_since - delay / 2)
         if not current.status.succeeded:
             reason = current.error or "no reason given"
             raise PredictionFailed(f"task {current.id} {current.status.value}: {reason}", current)
@@ -604,6 +659,13 @@ class AsyncClient:
         )
 
     def _record_state(self, prediction: Prediction) -> None:
+        state = (prediction.status, prediction.outputs, prediction.error)
+        if self._journaled.get(prediction.id) == state:
+            # Nothing new: no SQLite commit on the event loop (the largest source of loop lag
+            # in a 32-task batch), only the in-memory "still running at" time.
+            self._record(None, lambda journal, _: journal.seen(prediction.id))
+            return
+        self._journaled[prediction.id] = state
         self._record(None, lambda journal, _: journal.update(prediction))
 
     def _record(self, row: str | None, write: Callable[[Journal, str], None]) -> None:
@@ -627,6 +689,19 @@ class AsyncClient:
         events.append(Event(kind, now - started, datetime.now(UTC), prediction.status))
         return replace(prediction, events=tuple(events))
 
+    async def _check(
+        self, current: Prediction, deadline: float | None, timeout: float | None
+    ) -> Prediction:
+        """One result check (with its retries), cut short at the deadline."""
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 1.0)
+        try:
+            async with asyncio.timeout(remaining):
+                fresh = await self.get(current.id)
+        except TimeoutError:
+            raise _timed_out(current, timeout) from None
+        self._record_state(fresh)
+        return fresh
+
     def _policy(self, policy: PollPolicy | None = None) -> PollPolicy:
         if _testing:
             return TESTING
@@ -634,13 +709,22 @@ class AsyncClient:
             return policy
         if self._poll is not None:
             return self._poll
-        return SANDBOX if self._settings.embedded else REAL_API
+        # A served sandbox says what it is (a header): nobody to be polite to there either.
+        return SANDBOX if self.backend == "sandbox" else REAL_API
 
     def _outputs(self) -> Path:
         return self._output_dir if self._output_dir is not None else outputs_dir()
 
     def _note_sandbox(self, prediction: Prediction) -> None:
         self._saw_sandbox = self._saw_sandbox or prediction.sandbox
+
+
+def _timed_out(current: Prediction, timeout: float | None) -> PredictionTimeout:
+    return PredictionTimeout(
+        f"task {current.id} is still {current.status.label} after {timeout:g} s; it goes on at "
+        f"the provider: fetch it later with client.wait({current.id!r})",
+        current,
+    )
 
 
 def _stub(row: JournalRow) -> Prediction:
@@ -689,25 +773,47 @@ def _read_retries() -> AsyncIterator[stamina.Attempt]:
     )
 
 
+LONGEST_RETRY_AFTER: Final = 30.0
+"""A 429 on a read asking for a longer wait than this is raised to the caller, not slept."""
+LONGEST_SUBMIT_WAIT: Final = 120.0
+"""A 429 on the submit asking for longer than this is raised (the Bronze cap asks up to 60 s)."""
+SUBMIT_429_LIMIT: Final = 50
+"""How many 429s one submit waits out before giving up with the last one."""
+
+
+def _after_429(error: RateLimitError) -> bool | float:
+    wait = error.retry_after
+    if wait is None:
+        return True
+    return wait if wait <= LONGEST_RETRY_AFTER else False
+
+
 def _read_retryable(error: Exception) -> bool | float:
     """Reads are safe to repeat: retry on 429 (as long as asked), 5xx and broken connections."""
     if isinstance(error, RateLimitError):
-        return error.retry_after if error.retry_after is not None else True
+        return _after_429(error)
     return isinstance(error, ServerError | TransportError)
 
 
 def _submit_retryable(error: Exception) -> bool | float:
-    """The paid submit is repeated only when it certainly was not taken."""
-    if isinstance(error, RateLimitError):
-        return error.retry_after if error.retry_after is not None else True
-    # A plain TransportError from _request means the connection was never made.
+    """The paid submit is repeated only when it certainly was not taken.
+
+    A plain ``TransportError`` from ``_request`` means the request was never sent; 429s are
+    waited out by ``_paid_submit``'s gate, not here.
+    """
     return type(error) is TransportError
 
 
-def _describe(error: httpx.TransportError) -> str:
+def _describe(error: httpx.RequestError) -> str:
     if isinstance(error, httpx.TimeoutException):
         return "no answer came before the timeout"
-    return f"the connection broke ({type(error).__name__})"
+    if isinstance(error, httpx.TransportError):
+        return f"the connection broke ({type(error).__name__})"
+    return f"its answer was unusable ({type(error).__name__})"
+
+
+_GONE: Final = frozenset({403, 404, 410})
+"""What a CDN answers for an output that has expired or was deleted (S3 says 403)."""
 
 
 def _eta(stats: DurationStats, elapsed: float) -> float | None:

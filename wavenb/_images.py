@@ -74,14 +74,7 @@ def prepare_image(image: ImageInput) -> PreparedImage:
     if isinstance(image, str) and image.startswith("data:"):
         return _from_bytes(_decode_data_uri(image), "image")
     if isinstance(image, str | os.PathLike):
-        path = Path(image).expanduser()
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"image file not found: {path}") from None
-        except OSError as error:
-            raise InputError(f"cannot read image file {path}: {error.strerror}") from None
-        return _from_bytes(data, path.stem or "image")
+        return _from_path(image)
     if isinstance(image, bytes | bytearray | memoryview):
         return _from_bytes(bytes(image), "image")
     if _is_pil(image):
@@ -91,10 +84,28 @@ def prepare_image(image: ImageInput) -> PreparedImage:
     )
 
 
+def _from_path(image: str | os.PathLike[str]) -> PreparedImage:
+    unusable = InputError(f"not a usable image path: {str(image)[:200]!r}")
+    try:
+        path = Path(image).expanduser()
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"image file not found: {image}") from None
+    except OSError as error:
+        raise InputError(f"cannot read image file {image}: {error.strerror}") from None
+    except (RuntimeError, ValueError):  # ~nosuchuser, a NUL byte, an unencodable name
+        raise unusable from None
+    return _from_bytes(data, path.stem or "image")
+
+
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.netloc or not parts.hostname:
-        raise InputError(f"image URL has no host: {url!r}")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise InputError(f"image URL is malformed: {url[:200]!r}") from None
+    if not parts.netloc or not host:
+        raise InputError(f"image URL has no host: {url[:200]!r}")
     return url
 
 

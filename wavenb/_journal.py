@@ -429,6 +429,15 @@ class Journal:
             if row is not None:
                 self._apply(db, row["id"], prediction, now)
 
+    def seen(self, prediction_id: str) -> None:
+        """Note, in memory only, that a check found the task still running and unchanged.
+
+        Costs no write: ``update`` is for answers that change something. The time still dates
+        the task's end (see ``durations``) as precisely as a write would.
+        """
+        with self._lock:
+            self._seen[prediction_id] = self._clock()
+
     def downloaded(self, prediction_id: str, path: Path, sha256: str, size: int) -> None:
         """Record the local file of a completed task (see ``sha256_file``).
 

@@ -62,7 +62,9 @@ class PollPolicy:
         elif elapsed <= expected.late:
             base = self.min_interval
         else:
-            base = self.growth * elapsed
+            # Past the window, back off from min_interval, not from growth * elapsed (~22 s at
+            # 90 s): the slowest tenth is then found a few seconds late, not 10-30 s late.
+            base = self.min_interval + self.growth * (elapsed - expected.late)
         base = min(max(base, self.min_interval), self.max_interval)
         spread = 1.0 + self.jitter * (2.0 * rand - 1.0)
         return max(self.min_interval, base * spread)

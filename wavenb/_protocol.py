@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -57,9 +58,13 @@ MAX_RETRY_AFTER: Final = 3600.0
 """A server asking for more than an hour is treated as asking for an hour."""
 
 
+_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""What a task id may look like: it goes into URL paths."""
+
+
 def result_path(prediction_id: str) -> str:
     """The path every official client polls for a task's result."""
-    if not prediction_id or not all(c.isalnum() or c in "-_" for c in prediction_id):
+    if not _ID.fullmatch(prediction_id):
         raise InputError(f"not a prediction id: {prediction_id!r}")
     return f"{API_PREFIX}/predictions/{prediction_id}/result"
 
@@ -81,6 +86,10 @@ def validate_prompt(prompt: object) -> str:
             "Shorten it."
         )
     for index, char in enumerate(text):
+        if unicodedata.category(char) == "Cs":
+            raise InputError(
+                f"prompt has a broken character (a lone surrogate) at position {index}"
+            )
         if char not in "\n\t" and unicodedata.category(char) == "Cc":
             raise InputError(
                 f"prompt has a control character {char!r} at position {index}; remove it"
@@ -169,7 +178,7 @@ def parse_envelope(
     request_id = headers.get("x-request-id")
     try:
         body = json.loads(content) if content else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         body = None
         snippet = content[:80].decode("utf-8", "replace").strip()
         if status < 400:  # noqa: PLR2004
@@ -263,6 +272,10 @@ def parse_prediction(data: object) -> Prediction:
     if not isinstance(data, Mapping) or not isinstance(data.get("id"), str) or not data["id"]:
         raise ServerError(
             "the API answered without a prediction id; cannot follow this task", status=200
+        )
+    if not _ID.fullmatch(data["id"]):
+        raise ServerError(
+            f"the API answered with an unusable task id {data['id'][:80]!r}", status=200
         )
     raw: Mapping[str, Any] = data
     timings = raw.get("timings")

@@ -25,7 +25,6 @@ import traitlets
 
 from . import _protocol as protocol
 from ._client import AsyncClient, Update
-from ._config import outputs_dir
 from ._exceptions import InputError, PredictionFailed, PredictionTimeout, WavenbError
 from ._images import ImageInput
 from ._models import Prediction, Video
@@ -120,9 +119,10 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._before_enhance: str | None = None
         self._sending: dict[tuple[int, str, str], Run] = {}
         self._shown: Run | None = None
+        self._loaded: Video | None = None
         self._quiet = False
         self._enhancing = False
-        self.save_dir = str(save_dir if save_dir is not None else outputs_dir())
+        self.save_dir = str(save_dir if save_dir is not None else self.client.output_dir)
         traitlets.link((self, "save_dir"), (self.ui.save_dir, "value"))
         self._wire()
         self.ui.prompt.value = prompt
@@ -499,8 +499,9 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         took = f" · {seconds(run.elapsed)}" if run.elapsed is not None else ""
         ui.status.value = f"{chip(run.status)} <small>{html.escape(run.prompt)}{took}</small>"
         if run.video is not None:
-            if self._shown is not run:
+            if self._loaded is not run.video:  # a run fetched again has a new video
                 ui.player.value = run.video.read_bytes()
+                self._loaded = run.video
             show(ui.player)
             ui.caption.value = video_caption(run.video)
             ui.error.value = ""

@@ -20,10 +20,11 @@ uvicorn only when serving.
 from __future__ import annotations
 
 from wavenb.sandbox._app import SANDBOX_BANNER, SandboxConfig, SandboxState, create_app
+from wavenb.sandbox._faults import FaultPlan
 from wavenb.sandbox._server import serve
 
-__all__ = ["SANDBOX_BANNER", "SandboxConfig", "SandboxState", "create_app", "serve"]
+__all__ = ["SANDBOX_BANNER", "FaultPlan", "SandboxConfig", "SandboxState", "create_app", "serve"]
 
-for _exported in (SandboxConfig, SandboxState, create_app, serve):
+for _exported in (FaultPlan, SandboxConfig, SandboxState, create_app, serve):
     _exported.__module__ = __name__
 del _exported

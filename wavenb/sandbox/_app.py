@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final, cast
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -56,12 +56,17 @@ from wavenb.sandbox._jobs import (
     Outcome,
     Speed,
     Storage,
+    Timing,
     VideoRequest,
     finished,
     flagged,
     render_executor,
     render_job,
 )
+from wavenb.sandbox._requestlog import RequestRecord, RequestRecorder
+
+if TYPE_CHECKING:
+    from wavenb.sandbox._faults import FaultPlan, Faults
 
 __all__ = ["SANDBOX_BANNER", "SANDBOX_HEADER", "SandboxConfig", "SandboxState", "create_app"]
 
@@ -111,6 +116,16 @@ class SandboxConfig:
     submit_rate: tuple[int, float] | None = None
     """At most ``n`` video submissions per ``seconds`` for one key, as ``(n, seconds)``; more
     get a 429 with ``Retry-After`` (the real Bronze level: 2 a minute). ``None``: no cap."""
+    timing: Timing | None = None
+    """Exact timings for benchmarks: called as ``timing(job_id, key_digest)`` for each accepted
+    video, it returns ``(queue delay, processing time)`` in seconds, replacing ``speed``'s random
+    ones. A job still never completes before its render is done (keep clips short)."""
+    record_requests: bool = False
+    """Keep a ``RequestRecord`` of every request in ``state.request_log`` (grows without end:
+    for benchmarks and tests)."""
+    faults: FaultPlan | None = None
+    """Inject failures (429s, 5xx, resets, timeouts, failed tasks...) per this plan, and serve
+    the ``/sandbox-admin/`` routes; see ``wavenb.sandbox._faults``. ``None``: no faults."""
 
     def __post_init__(self) -> None:
         if self.speed not in _SPEEDS:
@@ -142,10 +157,17 @@ class SandboxState:
             seed=config.seed,
             speed=config.speed,
             max_concurrent=config.max_concurrent,
+            timing=config.timing,
         )
         self.requests: Counter[str] = Counter()
+        self.request_log: list[RequestRecord] = []
+        """Every request, when ``config.record_requests`` is on (see ``_requestlog``)."""
         self._recent_submits: dict[str, deque[float]] = {}
         self.accepted = 0
+        self.submissions: list[tuple[str, str]] = []
+        """``(prediction id, request_digest)`` of every accepted video submission, in order."""
+        self.faults: Faults | None = None
+        """The fault plan in force and its counters, when ``config.faults`` is set."""
         self.balance = config.balance
         self._money = threading.Lock()
         self._key_digests = (
@@ -226,8 +248,18 @@ class SandboxState:
         job = self.jobs.add(job_id, MODEL_ID, owner, outcome, timed=True)
         with self._money:
             self.accepted += 1
+            self.submissions.append((job_id, request_digest(video)))
             self.balance = round(self.balance - PRICE_PER_VIDEO, 6)
         return job
+
+    def output_sha256(self, job_id: str) -> str | None:
+        """The SHA-256 of a job's rendered video, or ``None`` while (or if) there is none."""
+        try:
+            path = self.storage.video_path(job_id)
+            with path.open("rb") as file:
+                return hashlib.file_digest(file, "sha256").hexdigest()
+        except (OSError, ValueError):
+            return None
 
     def submit_enhancement(self, text: str, owner: str) -> Job:
         """Record a prompt-optimizer run whose answer (``text``) is already known."""
@@ -246,6 +278,14 @@ class SandboxState:
         temp.replace(self.storage.new_media_path(name))
         filename = _basename(filename) or name
         return {"type": "image", "name": name, "filename": filename, "size": size}
+
+
+def request_digest(video: VideoRequest) -> str:
+    """The SHA-256 of what a submission asked for: equal digests mean the same request."""
+    canonical = json.dumps(
+        [video.prompt, video.image, video.aspect_ratio], ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _image_format(file: IO[bytes]) -> str:
@@ -642,6 +682,15 @@ async def index(_request: Request) -> Response:
 # --------------------------------------------------------------------------- the app
 
 
+def _recorder(state: SandboxState) -> list[Middleware]:
+    """The outermost middleware, when asked for: it sees every request, refused ones too."""
+    if not state.config.record_requests:
+        return []
+    return [
+        Middleware(RequestRecorder, log=state.request_log, clock=state.config.clock, owner=_owner)
+    ]
+
+
 def create_app(config: SandboxConfig | None = None) -> Starlette:
     """Build a sandbox app: the WaveSpeedAI API, served locally with rendered videos.
 
@@ -676,7 +725,10 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     app = Starlette(
         lifespan=lifespan,
         routes=routes,
-        middleware=[Middleware(_SandboxMiddleware, state=state)],
+        middleware=[
+            *_recorder(state),
+            Middleware(_SandboxMiddleware, state=state),
+        ],
         exception_handlers={
             ApiError: _on_api_error,
             HTTPException: _on_http_exception,
@@ -684,4 +736,8 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         },
     )
     app.state.sandbox = state
+    if state.config.faults is not None:
+        from wavenb.sandbox._faults import install  # noqa: PLC0415  (only fault-injecting apps)
+
+        install(app, state)
     return app

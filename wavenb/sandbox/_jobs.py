@@ -24,10 +24,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import heapq
 import io
 import logging
+import os
 import random
 import re
 import tempfile
@@ -61,6 +61,8 @@ __all__ = [
 Speed = Literal["instant", "fast", "realistic"]
 Status = Literal["created", "processing", "completed", "failed"]
 Clock = Callable[[], float]
+Timing = Callable[[str, str], tuple[float, float]]
+"""``(job id, key digest) -> (queue delay, processing time)`` in seconds, for exact timings."""
 
 CANCELLED_ERROR: Final = "Cancelled: the sandbox shut down before this video was rendered."
 MODERATION_ERROR: Final = "Content policy violation: the prompt was flagged by the safety filter."
@@ -277,6 +279,8 @@ class JobStore:
     seed: int
     speed: Speed
     max_concurrent: int | None
+    timing: Timing | None = None
+    """Decides each video job's queue delay and processing time instead of ``speed``."""
     _jobs: dict[str, Job] = field(default_factory=dict, init=False, repr=False)
     _free_slots: dict[str, list[float]] = field(default_factory=dict, init=False, repr=False)
     _count: int = field(default=0, init=False, repr=False)
@@ -301,20 +305,25 @@ class JobStore:
         *,
         timed: bool,
     ) -> Job:
-        """Register an accepted job; ``timed`` jobs follow the speed's queue and processing times.
+        """Register an accepted job; ``timed`` jobs follow ``timing`` or the speed's times.
 
         Untimed jobs (the prompt enhancer) finish at once and take no concurrency slot.
         """
-        rng = random.Random(f"{self.seed}:{job_id}")  # noqa: S311  (timings, not secrets)
-        timing = _TIMINGS[self.speed] if timed else _TIMINGS["instant"]
+        if timed and self.timing is not None:
+            queue_delay, processing_time = self.timing(job_id, owner)
+        else:
+            rng = random.Random(f"{self.seed}:{job_id}")  # noqa: S311  (timings, not secrets)
+            timing = _TIMINGS[self.speed] if timed else _TIMINGS["instant"]
+            queue_delay = rng.uniform(*timing.queue)
+            processing_time = rng.uniform(*timing.processing)
         job = Job(
             id=job_id,
             model=model,
             owner=owner,
             created_at=_iso_now(),
             accepted=self.clock(),
-            queue_delay=rng.uniform(*timing.queue),
-            processing_time=rng.uniform(*timing.processing),
+            queue_delay=queue_delay,
+            processing_time=processing_time,
             outcome=outcome,
             uses_slot=timed,
             output_is_path=timed,

@@ -18,6 +18,8 @@ from wavenb.sandbox._jobs import Speed
 if TYPE_CHECKING:
     import uvicorn
 
+    from wavenb.sandbox._faults import FaultPlan
+
 __all__ = ["DEFAULT_PORT", "build_server", "serve"]
 
 DEFAULT_PORT: Final = 8765
@@ -31,11 +33,15 @@ def serve(
     max_concurrent: int | None = None,
     storage_dir: Path | None = None,
     log_level: str = "info",
+    submit_rate: tuple[int, float] | None = None,
+    faults: FaultPlan | None = None,
 ) -> None:
     """Run the sandbox at ``http://host:port`` until interrupted (blocking).
 
-    Prints a banner saying this is the sandbox, not Runway, and warns when ``host`` is not a
-    loopback address. Point a client at it with ``WAVENB_BASE_URL=http://host:port``.
+    Prints a banner saying this is the sandbox, not Runway (and which faults it injects, if
+    any), and warns when ``host`` is not a loopback address. Point a client at it with
+    ``WAVENB_BASE_URL=http://host:port``. ``max_concurrent``, ``submit_rate`` and ``faults``
+    are the ``SandboxConfig`` options of the same names.
 
     >>> serve(port=8765, speed="realistic")  # doctest: +SKIP
     """
@@ -46,8 +52,10 @@ def serve(
         max_concurrent=max_concurrent,
         storage_dir=storage_dir,
         log_level=log_level,
+        submit_rate=submit_rate,
+        faults=faults,
     )
-    announce(host, port, speed)
+    announce(host, port, speed, faults=faults)
     server.run()
 
 
@@ -59,23 +67,41 @@ def build_server(
     max_concurrent: int | None = None,
     storage_dir: Path | None = None,
     log_level: str = "info",
+    submit_rate: tuple[int, float] | None = None,
+    faults: FaultPlan | None = None,
 ) -> uvicorn.Server:
     """Build a uvicorn server for a fresh sandbox app, not yet started (``serve`` runs one)."""
     import uvicorn  # noqa: PLC0415  (only the served sandbox needs it)
 
     warn_if_exposed(host)
-    config = SandboxConfig(speed=speed, max_concurrent=max_concurrent, storage_dir=storage_dir)
+    config = SandboxConfig(
+        speed=speed,
+        max_concurrent=max_concurrent,
+        storage_dir=storage_dir,
+        submit_rate=submit_rate,
+        faults=faults,
+    )
     app = create_app(config)
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
 
 
-def announce(host: str, port: int, speed: Speed) -> None:
-    """Print the banner: whoever reads the console must know these videos are not Runway's."""
+def announce(host: str, port: int, speed: Speed, *, faults: FaultPlan | None = None) -> None:
+    """Print the banner: whoever reads the console must know these videos are not Runway's.
+
+    With a fault plan, a line says so: failures that follow are injected, not real.
+    """
     shown = f"[{host}]" if ":" in host else host
+    injected = ""
+    if faults is not None:
+        injected = (
+            f"\n  INJECTING FAULTS: {faults.describe()} "
+            f"(counters at http://{shown}:{port}/sandbox-admin/stats)"
+        )
     print(  # noqa: T201  (the banner is for the person at the console)
         f"{SANDBOX_BANNER}\n"
         f"  serving the WaveSpeedAI API at http://{shown}:{port} (speed: {speed})\n"
-        f"  use it with WAVENB_BASE_URL=http://{shown}:{port}; any API key is accepted",
+        f"  use it with WAVENB_BASE_URL=http://{shown}:{port}; any API key is accepted"
+        f"{injected}",
         file=sys.stderr,
         flush=True,
     )
