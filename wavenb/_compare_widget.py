@@ -18,9 +18,8 @@ from __future__ import annotations
 import functools
 import html
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Concatenate, Final, ParamSpec
+from typing import TYPE_CHECKING, Any, Final, ParamSpec
 
 import ipywidgets as widgets
 import traitlets
@@ -35,6 +34,7 @@ from ._report import (
     ratio_label,
     status_chip,
 )
+from ._ui import guarded
 
 if TYPE_CHECKING:
     from ._compare import CellRun, Comparison, ImageFactor, Winner
@@ -123,21 +123,6 @@ def playback_controls(scope: str) -> Any:  # noqa: ANN401  (ipywidgets is untype
     return cls(scope=scope)
 
 
-def _guarded(
-    handler: Callable[Concatenate[Any, P], None],
-) -> Callable[Concatenate[Any, P], None]:
-    """Show a callback's exception in the view's error line: ipywidgets would swallow it."""
-
-    def run(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> None:  # noqa: ANN401
-        try:
-            handler(self, *args, **kwargs)
-        except Exception as error:  # noqa: BLE001  (shown to the user, not swallowed)
-            self.show_error(error)
-
-    functools.update_wrapper(run, handler)
-    return run
-
-
 class CellView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """One cell of the grid: status and time, then the video; error and Retry; 👍/👎, note."""
 
@@ -207,7 +192,7 @@ class CellView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         finally:
             self._quiet = False
 
-    @_guarded
+    @guarded
     def _on_retry(self, _button: object) -> None:
         self.retry.disabled = True
         try:
@@ -215,12 +200,12 @@ class CellView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         finally:
             self.retry.disabled = False
 
-    @_guarded
+    @guarded
     def _on_rating(self, change: dict[str, Any]) -> None:
         if not self._quiet:
             self.grid.comparison.rate(self.cell_id, change["new"])
 
-    @_guarded
+    @guarded
     def _on_note(self, change: dict[str, Any]) -> None:
         if not self._quiet:
             comparison = self.grid.comparison
@@ -367,12 +352,12 @@ class CompareGrid(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             for s in comparison.summary()
         )
 
-    @_guarded
+    @guarded
     def _on_confirm(self, _button: object) -> None:
         self.confirm.disabled = True
         self.comparison.start()
 
-    @_guarded
+    @guarded
     def _on_loop(self, change: dict[str, Any]) -> None:
         # Keep the stock players' own loop attribute in line with the checkbox.
         for view in self.cells.values():
@@ -425,7 +410,7 @@ class Pairwise(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         """The pair on screen (left id, right id); ``None`` when all are judged."""
         return self.pairs[self.position] if self.position < len(self.pairs) else None
 
-    @_guarded
+    @guarded
     def choose(self, winner: Winner) -> None:
         """Record ``"left"``, ``"right"`` or ``"tie"`` for the pair shown, then show the next."""
         pair = self.current

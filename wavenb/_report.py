@@ -21,6 +21,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ._display import SANDBOX_BADGE
+from ._ui import STATUS_COLORS
 
 __all__ = [
     "PLAYBACK_CSS",
@@ -33,16 +34,6 @@ __all__ = [
     "write_report",
 ]
 
-STATUS_COLORS: Final = {
-    "waiting": "#6b7280",
-    "submitting": "#6b7280",
-    "queued": "#6b7280",
-    "processing": "#2563eb",
-    "downloading": "#2563eb",
-    "completed": "#15803d",
-    "failed": "#b91c1c",
-    "cancelled": "#b45309",
-}
 
 PLAYBACK_JS: Final = r"""
 function wavenbPlayback(bar, findRoot, state) {

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import html
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import ipywidgets as widgets
 import traitlets
@@ -45,26 +44,12 @@ from ._studio_image import SourceImage, check_image_url, from_upload, load_image
 from ._studio_layout import Controls, arrange, hide, show
 from ._studio_runs import TIMED_OUT, HistoryRow, Run, RunProgress
 from ._types import AspectRatio
+from ._ui import guarded
 
 __all__ = ["Studio"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def _guarded(
-    handler: Callable[Concatenate[Studio, P], None],
-) -> Callable[Concatenate[Studio, P], None]:
-    """Route a callback's exception to the error area: ipywidgets would swallow it."""
-
-    def run(self: Studio, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            handler(self, *args, **kwargs)
-        except Exception as error:  # noqa: BLE001  (shown to the user, not swallowed)
-            self.show_error(error)
-
-    functools.update_wrapper(run, handler)
-    return run
 
 
 class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
@@ -273,7 +258,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         ui.generate.on_click(self._on_generate)
         ui.download.on_click(self._on_download)
 
-    @_guarded
+    @guarded
     def _on_upload(self, change: dict[str, Any]) -> None:
         if self._quiet or not change["new"]:
             return
@@ -287,7 +272,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self.ui.url.value = ""
         self._load_image(_load_local, data, name, origin="upload")
 
-    @_guarded
+    @guarded
     def _on_url(self, change: dict[str, Any]) -> None:
         if self._quiet:
             return
@@ -299,12 +284,12 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         elif self._source_from == "url":
             self._clear_image()
 
-    @_guarded
+    @guarded
     def _on_prompt(self, change: dict[str, Any]) -> None:
         self.ui.char_count.value = char_count(str(change["new"]))
         self._refresh()
 
-    @_guarded
+    @guarded
     def _on_example(self, change: dict[str, Any]) -> None:
         if not change["new"]:
             return
@@ -312,29 +297,29 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.ui.prompt.value = change["new"]
         self.ui.examples.value = ""
 
-    @_guarded
+    @guarded
     def _on_enhance(self, _button: object) -> None:
         self._spawn(self._enhance(protocol.validate_prompt(self.prompt)))
 
-    @_guarded
+    @guarded
     def _on_undo(self, _button: object) -> None:
         if self._before_enhance is not None:
             self.ui.prompt.value = self._before_enhance
         self._forget_enhance()
 
-    @_guarded
+    @guarded
     def _on_generate(self, _button: object) -> None:
         self.generate()
 
-    @_guarded
+    @guarded
     def _on_download(self, _button: object) -> None:
         self.download()
 
-    @_guarded
+    @guarded
     def _on_show(self, run: Run) -> None:
         self._show(run)
 
-    @_guarded
+    @guarded
     def _on_fetch(self, run: Run) -> None:
         if not run.resumable or run.prediction_id is None:
             return
@@ -342,7 +327,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         run.task = self._spawn(self._work(run, run.prediction_id))
         self._rows[run].refresh()
 
-    @_guarded
+    @guarded
     def _on_cancel(self, run: Run) -> None:
         self.cancel(run)
 

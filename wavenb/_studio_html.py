@@ -20,6 +20,7 @@ from ._models import Video
 from ._protocol import MAX_PROMPT_CHARS
 from ._studio_image import SourceImage
 from ._types import ASPECT_RATIOS, OUTPUT_SIZES, PRICE_PER_VIDEO, AspectRatio
+from ._ui import STATUS_COLORS
 
 __all__ = [
     "EXAMPLE_PROMPTS",
@@ -81,16 +82,6 @@ STYLE: Final = """<style>
 Scoped under ``.wavenb-studio``; where a front end drops ``<style>``, the bar degrades to an
 empty bar labelled "…", which is still honest."""
 
-_CHIP_COLORS: Final = {
-    "submitting": "#6b7280",
-    "queued": "#6b7280",
-    "processing": "#2563eb",
-    "downloading": "#2563eb",
-    "completed": "#15803d",
-    "failed": "#b91c1c",
-    "cancelled": "#b45309",
-}
-
 
 def header(sandbox: bool) -> str:  # noqa: FBT001
     """The title line: the SANDBOX badge and its hint whenever the sandbox answers."""
@@ -124,7 +115,7 @@ def char_count(text: str) -> str:
 
 def chip(label: str) -> str:
     """A coloured status chip; ``label`` is ``Status.label`` or a Studio phase."""
-    color = _CHIP_COLORS.get(label.split(" ", maxsplit=1)[0], "#6b7280")
+    color = STATUS_COLORS.get(label.split(" ", maxsplit=1)[0], "#6b7280")
     return f'<span class="wavenb-chip" style="background:{color}">{html.escape(label)}</span>'
 
 

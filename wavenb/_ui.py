@@ -1,0 +1,47 @@
+"""What the widgets share: status colours and the guard that shows callback errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Concatenate, Final, ParamSpec, Protocol, TypeVar
+
+__all__ = ["STATUS_COLORS", "guarded"]
+
+STATUS_COLORS: Final = {
+    "waiting": "#6b7280",
+    "submitting": "#6b7280",
+    "queued": "#6b7280",
+    "processing": "#2563eb",
+    "downloading": "#2563eb",
+    "completed": "#15803d",
+    "failed": "#b91c1c",
+    "cancelled": "#b45309",
+}
+"""Chip colours by status word, in the Studio, the comparison grid and the report."""
+
+
+class ShowsErrors(Protocol):
+    """A view with somewhere to show an error."""
+
+    def show_error(self, error: BaseException, /) -> None: ...
+
+
+P = ParamSpec("P")
+V = TypeVar("V", bound=ShowsErrors)
+
+
+def guarded(handler: Callable[Concatenate[V, P], None]) -> Callable[Concatenate[V, P], None]:
+    """Route a widget callback's exception to the view's error area.
+
+    ipywidgets swallows exceptions raised in callbacks; the user would see nothing.
+    """
+
+    def run(self: V, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            handler(self, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001  (shown to the user, not swallowed)
+            self.show_error(error)
+
+    functools.update_wrapper(run, handler)
+    return run
