@@ -404,6 +404,8 @@ async def test_timeline_records_every_request_in_order(tmp_path):
     assert [p[0].value for p in timeline.phases()] == ["created", "processing", "completed"]
     assert timeline.phases()[0][2] == timeline.events[2].at
     assert timeline.rows()[0]["kind"] == "submit"
+    assert client.timeline(PID) == timeline
+    assert client.timeline("never-seen").events == ()
 
 
 async def test_blocking_client_never_reenters_the_running_loop(tmp_path):

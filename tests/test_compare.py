@@ -686,3 +686,38 @@ async def test_wait_refuses_to_block_the_loop_the_cells_run_on(
         cmp.wait()
     await cmp
     assert cmp.finished
+
+
+async def test_a_finished_cell_draws_its_timeline_when_opened(
+    portrait: Path, client: AsyncClient
+) -> None:
+    cmp = compare(portrait, [WALK, ZOOM], client=client)
+    await cmp
+    view = next(iter(cmp.widget.cells.values()))
+    assert view.details.layout.display == ""
+    assert view.timeline.children == ()  # lazy: nothing drawn before it is opened
+    view.details.value = True
+    [image] = view.timeline.children
+    assert type(image).__name__ == "Image"
+    assert bytes(image.value).startswith(b"\x89PNG\r\n\x1a\n")
+    assert view.timeline.layout.display == ""
+    view.details.value = False
+    assert view.timeline.layout.display == "none"
+    view.details.value = True
+    assert view.timeline.children == (image,)  # drawn once per task
+
+
+async def test_without_matplotlib_the_timeline_says_how_to_get_it(
+    portrait: Path, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cmp = compare(portrait, [WALK], client=client)
+    await cmp
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    view = next(iter(cmp.widget.cells.values()))
+    view.details.value = True
+    [note] = view.timeline.children
+    assert type(note).__name__ == "HTML"
+    assert "pip install 'wavenb[plot]'" in note.value
+    assert "⚠" not in cmp.widget.errors.value

@@ -47,7 +47,7 @@ from ._exceptions import (
 )
 from ._images import ImageInput, PreparedImage, prepare_image
 from ._journal import Journal, JournalRow, request_hash, sha256_file
-from ._models import Event, Prediction, Status, Video
+from ._models import Event, Prediction, Status, Timeline, Video
 from ._polling import REAL_API, SANDBOX, TESTING, DurationStats, PollPolicy
 from ._types import MODEL_ID, PRICE_PER_VIDEO, AspectRatio
 
@@ -220,6 +220,10 @@ class AsyncClient:
         if self._journal is None and self._journal_choice is True:
             self._journal = Journal()
         return self._journal
+
+    def timeline(self, prediction_id: str) -> Timeline:
+        """Every request this client made about a task, in order (empty if it made none)."""
+        return Timeline(prediction_id, tuple(self._events.get(prediction_id, ())))
 
     def spent(self, since: datetime | None = None) -> float:
         """US dollars spent (or possibly spent) on this server's journal rows since ``since``."""

@@ -10,6 +10,10 @@ Play all / Pause all / loop drive every video of the grid together. Stock ipywid
 start or stop playback, so the controls are a small anywidget running ``PLAYBACK_JS``; without
 anywidget installed the grid says so and shows no controls rather than fake ones.
 
+Each finished cell has a "timeline" toggle (details): opened, it draws ``plot_timeline`` of the
+cell's task to a PNG (matplotlib's Agg, no pyplot figure left behind) once, lazily; without
+matplotlib it says how to get it.
+
 Exceptions in callbacks would be swallowed by ipywidgets: they show in the grid's error line.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import html
+import io
 import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, ParamSpec
@@ -25,6 +30,7 @@ import ipywidgets as widgets
 import traitlets
 
 from ._display import SANDBOX_BADGE
+from ._models import Timeline
 from ._report import (
     PLAYBACK_CSS,
     PLAYBACK_JS,
@@ -39,7 +45,7 @@ from ._ui import guarded
 if TYPE_CHECKING:
     from ._compare import CellRun, Comparison, ImageFactor, Winner
 
-__all__ = ["CellView", "CompareGrid", "Pairwise", "playback_controls"]
+__all__ = ["CellView", "CompareGrid", "Pairwise", "playback_controls", "timeline_png"]
 
 P = ParamSpec("P")
 TIMES: Final = " \u00d7 "
@@ -151,14 +157,29 @@ class CellView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.note = widgets.Text(
             placeholder="note", continuous_update=False, layout=widgets.Layout(width="100%")
         )
+        self.details = widgets.ToggleButton(
+            description="timeline",
+            icon="stream",
+            tooltip="When the task was queued, processing and checked",
+            layout=widgets.Layout(display="none", width="auto", align_self="flex-start"),
+        )
+        """Opens the cell's timeline (shown once the cell is finished)."""
+        self.timeline = widgets.Box(layout=widgets.Layout(display="none"))
+        """Holds the timeline's ``Image`` (or a note) once opened."""
+        self._timeline_of: str | None = None
+        """The prediction id the drawn timeline belongs to."""
         self._slot = widgets.Box()
         self._quiet = False
         super().__init__(
-            [self.status, self._slot, self.error, self.retry, self.rating, self.note],
+            [
+                self.status, self._slot, self.error, self.retry, self.rating, self.note,
+                self.details, self.timeline,
+            ],
             layout=widgets.Layout(min_width="0"),
-        )
+        )  # fmt: skip
         self.add_class("wavenb-cell")
         self.retry.on_click(self._on_retry)
+        self.details.observe(self._on_details, names=["value"])
         self.rating.observe(self._on_rating, names=["value"])
         self.note.observe(self._on_note, names=["value"])
         self.refresh(run)
@@ -185,6 +206,15 @@ class CellView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         failed = run.status in ("failed", "cancelled")
         self.error.value = _error(run) if failed or run.error else ""
         self.retry.layout.display = "" if failed else "none"
+        finished = run.status in ("completed", "failed")
+        self.details.layout.display = "" if finished and run.prediction_id else "none"
+        if not finished or run.prediction_id != self._timeline_of:
+            # A new task (a retry): the old drawing is stale; draw again when next opened.
+            self._timeline_of, self.timeline.children = None, ()
+            if not finished:
+                self.details.value = False
+            elif self.details.value:
+                self._draw_timeline(run)
         self._quiet = True
         try:
             self.rating.value = run.rating
@@ -199,6 +229,30 @@ class CellView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self.grid.comparison.retry(self.cell_id)
         finally:
             self.retry.disabled = False
+
+    @guarded
+    def _on_details(self, change: dict[str, Any]) -> None:
+        opened = bool(change["new"])
+        self.timeline.layout.display = "" if opened else "none"
+        run = self.grid.comparison[self.cell_id]
+        if opened and self._timeline_of != run.prediction_id:
+            self._draw_timeline(run)
+
+    def _draw_timeline(self, run: CellRun) -> None:
+        """Draw the cell's task into ``timeline``: a PNG, or why there is none."""
+        try:
+            png = timeline_png(_task_timeline(self.grid.comparison, run), title=run.id)
+        except ImportError:
+            shown: Any = widgets.HTML(
+                "<small>The timeline needs matplotlib: "
+                "<code>pip install 'wavenb[plot]'</code></small>"
+            )
+        else:
+            shown = widgets.Image(
+                value=png, format="png", layout=widgets.Layout(width="100%", height="auto")
+            )
+        self.timeline.children = (shown,)
+        self._timeline_of = run.prediction_id
 
     @guarded
     def _on_rating(self, change: dict[str, Any]) -> None:
@@ -455,6 +509,45 @@ class Pairwise(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             value=run.path.read_bytes(), format="mp4", autoplay=False, loop=True,
             controls=True, layout=widgets.Layout(width="100%"),
         )  # fmt: skip
+
+
+# -- timeline -------------------------------------------------------------------------------
+
+
+def timeline_png(timeline: Timeline, *, title: str | None = None) -> bytes:
+    """``plot_timeline`` of one task as PNG bytes, drawn off-screen (Agg).
+
+    The figure is made without pyplot, so nothing is left open to show up in a notebook.
+
+    Raises:
+        ImportError: matplotlib is not installed (``pip install 'wavenb[plot]'``).
+    """
+    from ._timeline import plot_timeline  # noqa: PLC0415  (pulls in the optional matplotlib)
+
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+        from matplotlib.figure import Figure  # noqa: PLC0415
+    except ImportError as error:
+        raise ImportError(
+            "the timeline needs matplotlib: pip install 'wavenb[plot]'", name="matplotlib"
+        ) from error
+    figure = Figure(figsize=(4.8, 1.9), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    plot_timeline(timeline, ax=figure.subplots(), title=title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    figure.clear()
+    return buffer.getvalue()
+
+
+def _task_timeline(comparison: Comparison, run: CellRun) -> Timeline:
+    """The requests this kernel's client made about the cell's task (none if it never did).
+
+    A cell reused from an earlier kernel has no recorded requests: the plot says so.
+    """
+    pid = run.prediction_id or run.id
+    client = getattr(comparison, "_client", None)  # never made one just for this
+    return client.timeline(pid) if client is not None else Timeline(pid, ())
 
 
 # -- words ----------------------------------------------------------------------------------
