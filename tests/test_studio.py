@@ -6,6 +6,7 @@ import asyncio
 import html
 import io
 import re
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +19,12 @@ from PIL import Image
 
 import wavenb
 from tests.conftest import API, CANARY_KEY, png_bytes
-from wavenb import AsyncClient, InputError, Status
+from wavenb import AsyncClient, InputError, Status, SubmissionUncertain
+from wavenb._models import Prediction, Video
 from wavenb._studio import Studio
-from wavenb._studio_html import word_diff
+from wavenb._studio_html import video_caption, word_diff
 from wavenb._studio_image import UPLOAD_LIMIT, check_image_url, closest_ratio
-from wavenb._studio_runs import CANCELLED
+from wavenb._studio_runs import CANCELLED, HistoryRow
 
 PID = "0123456789abcdef0123456789abcdef"
 CDN = "https://cdn.example.net"
@@ -526,6 +528,20 @@ async def test_two_generations_run_at_once(studio: Studio) -> None:
     assert first.result() is studio.results[0] or first.result() is studio.results[1]
 
 
+async def test_the_same_inputs_again_reuse_the_finished_video_for_free(
+    studio: Studio, sandbox_app: Any
+) -> None:
+    await ready(studio)
+    studio.ui.generate.click()
+    await studio.wait_idle(LIMIT)
+    studio.ui.generate.click()
+    await studio.wait_idle(LIMIT)
+    first, second = studio.results
+    assert sandbox_app.state.sandbox.accepted == 1
+    assert second.reused and second.id == first.id
+    assert "reused from history · free" in text(studio.ui.caption.value)
+
+
 async def test_the_same_inputs_are_not_sent_twice_by_a_double_click(studio: Studio) -> None:
     await ready(studio)
     studio.ui.generate.click()
@@ -567,3 +583,122 @@ async def test_repr_is_short(studio: Studio) -> None:
 
 def test_studio_is_exported_lazily() -> None:
     assert wavenb.Studio is Studio
+
+
+# -- journal: resume, unresolved, reuse, spending ---------------------------------------------
+
+
+async def test_resume_finishes_earlier_runs_without_submitting_again(
+    sandbox_client: AsyncClient, sandbox_app: Any, tmp_path: Path
+) -> None:
+    earlier = await sandbox_client.submit(png_bytes((320, 180)), "Slow orbit", "16:9")
+    accepted = sandbox_app.state.sandbox.accepted
+    studio = Studio(client=sandbox_client, save_dir=tmp_path / "saved")
+    assert text(studio.ui.resume_line.value) == (
+        "1 unfinished run from earlier (kernel restart, cancelled wait) \u2014"
+    )
+    assert studio.ui.resume.layout.display is None
+    assert studio.ui.unresolved.value == ""
+
+    studio.ui.resume.click()
+    await studio.wait_idle(LIMIT)
+    [run] = studio.history
+    assert (run.status, run.prediction_id, run.prompt, run.aspect_ratio) == (
+        "completed",
+        earlier.id,
+        "Slow orbit",
+        "16:9",
+    )
+    assert run.video is not None
+    assert studio.results == [run.video]
+    assert studio.ui.player.value[4:8] == b"ftyp"
+    assert sandbox_app.state.sandbox.accepted == accepted  # nothing was submitted again
+    assert studio.spent == 0
+    assert studio.ui.resume.layout.display == "none"  # nothing left to resume
+    assert studio.ui.resume_line.layout.display == "none"
+
+
+async def test_a_fresh_journal_offers_nothing(studio: Studio) -> None:
+    assert studio.ui.resume.layout.display == "none"
+    assert studio.ui.unresolved.value == ""
+
+
+async def test_submissions_without_an_answer_are_named_never_resent(tmp_path: Path) -> None:
+    def no_answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/runwayml/gen4-turbo"):
+            raise httpx.ReadTimeout("no answer", request=request)
+        data = {"download_url": f"{CDN}/i.png"}  # the image upload
+        return httpx.Response(200, json={"code": 200, "message": "success", "data": data})
+
+    client = api_client(no_answer, tmp_path)
+    with pytest.raises(SubmissionUncertain):
+        await client.submit(png_bytes(), "Camera slowly zooms in")
+    studio = Studio(client=client)
+    warning = studio.ui.unresolved.value
+    assert text(warning).startswith(
+        "⚠ 1 submission got no answer and may have been charged; it is never resent"
+    )
+    assert "<code>wavenb.unresolved()</code>" in warning
+    assert studio.ui.resume.layout.display == "none"  # not resumable: there is no task id
+
+
+def test_a_reused_video_says_so_in_its_caption() -> None:
+    done = Prediction(PID, "runwayml/gen4-turbo", Status.COMPLETED)
+    assert "reused from history · free" in text(video_caption(Video("", None, done, reused=True)))
+    assert "reused" not in video_caption(Video("", None, done))
+
+
+async def test_the_session_total_counts_submitted_runs_at_their_price(tmp_path: Path) -> None:
+    api = FakeAPI()
+    api.finish()
+    studio = await ready(Studio(client=api_client(api, tmp_path)))
+    assert text(studio.ui.spent.value) == "spent this session: $0.00"
+    await studio.generate()
+    studio.prompt = "Another prompt"
+    await studio.generate()
+    assert studio.spent == pytest.approx(1.0)
+    assert text(studio.ui.spent.value) == "spent this session: $1.00"
+
+
+async def test_the_session_total_is_free_on_the_sandbox(studio: Studio) -> None:
+    await ready(studio)
+    await studio.generate()
+    assert text(studio.ui.spent.value) == "spent this session: free (sandbox)"
+
+
+async def test_a_finished_run_draws_its_timeline_only_when_opened(studio: Studio) -> None:
+    await ready(studio)
+    await studio.generate()
+    [row] = studio.ui.history.children
+    assert isinstance(row, HistoryRow)
+    toggle = row.timeline
+    assert toggle.layout.display is None
+    assert toggle.image.value == b""  # lazy: nothing drawn yet
+    toggle.button.value = True
+    assert toggle.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert toggle.image.layout.display is None
+    toggle.button.value = False
+    assert toggle.image.layout.display == "none"
+
+    result = studio.ui.timeline
+    assert result.image.value == b""
+    result.button.value = True
+    assert result.image.value[:4] == b"\x89PNG"
+
+
+async def test_the_timeline_says_how_to_get_matplotlib_when_it_is_missing(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ready(studio)
+    await studio.generate()
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    studio.ui.timeline.button.value = True
+    assert "pip install 'wavenb[plot]'" in text(studio.ui.timeline.note.value)
+    assert studio.ui.timeline.image.layout.display == "none"
+
+
+async def test_runs_without_a_video_have_no_timeline_toggle(studio: Studio) -> None:
+    await ready(studio, "a gore scene")
+    await studio.generate()
+    assert studio.ui.history.children[0].timeline.layout.display == "none"
+    assert studio.ui.timeline.layout.display == "none"

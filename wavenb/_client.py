@@ -432,6 +432,15 @@ class AsyncClient:
         path = await self.download(done, output)
         return Video(url=done.outputs[0], path=path, prediction=done)
 
+    async def find_reusable(
+        self, image: ImageInput, prompt: str, aspect_ratio: AspectRatio | None = None
+    ) -> Video | None:
+        """The stored video of the same request already completed here, or ``None``.
+
+        What ``generate`` reuses instead of paying again; for callers that submit themselves.
+        """
+        return self._reusable(await self._prepare(image, prompt, aspect_ratio), None)
+
     async def resume(self, *, on_update: ProgressCallback | None = None) -> list[Resumed]:
         """Finish what the journal says was left undone on this server; never resubmits.
 

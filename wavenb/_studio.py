@@ -7,6 +7,10 @@ the one-off check of a pasted image URL (``_studio_image.check_image_url``).
 
 Nothing that fails in a task or a callback is lost or spilled over the cell: it shows in the
 widget's error area as one sentence with a "details" disclosure.
+
+On creation the Studio reads the client's journal: tasks an earlier session left unfinished
+are offered to Resume (``client.resume``: waits and downloads, never submits again), and
+submissions that got no answer are named in a warning.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ import ipywidgets as widgets
 import traitlets
 
 from . import _protocol as protocol
-from ._client import AsyncClient, Update
+from ._client import AsyncClient, Resumed, Update
 from ._exceptions import InputError, PredictionFailed, PredictionTimeout, WavenbError
 from ._images import ImageInput
+from ._journal import JournalRow
 from ._models import Prediction, Video
 from ._studio_html import (
     char_count,
@@ -36,7 +41,10 @@ from ._studio_html import (
     header,
     image_summary,
     price_label,
+    resume_offer,
     seconds,
+    spent_label,
+    unresolved_warning,
     video_caption,
     word_diff,
 )
@@ -107,6 +115,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._loaded: Video | None = None
         self._quiet = False
         self._enhancing = False
+        self._spent = 0.0
         self.save_dir = str(save_dir if save_dir is not None else self.client.output_dir)
         traitlets.link((self, "save_dir"), (self.ui.save_dir, "value"))
         self._wire()
@@ -118,6 +127,10 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self.set_image(image)
             except WavenbError as error:
                 self.ui.image_message.value = field_message(str(error))
+        try:
+            self._offer_resume()
+        except Exception as error:  # noqa: BLE001  (an unreadable journal must not stop the Studio)
+            self.show_error(error)
         self._refresh()
 
     # -- public API ------------------------------------------------------------------------
@@ -161,6 +174,11 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return list(self._runs)
 
     @property
+    def spent(self) -> float:
+        """US dollars the runs submitted from this Studio cost (0 on the sandbox)."""
+        return self._spent
+
+    @property
     def tasks(self) -> frozenset[asyncio.Task[Any]]:
         """The Studio's tasks still running (generations, image checks, Enhance)."""
         return frozenset(task for task in self._tasks if not task.done())
@@ -202,6 +220,18 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         run.task.add_done_callback(lambda _task: self._settled(run))
         self._add_history(run)
         return run.task
+
+    def resume(self) -> asyncio.Task[list[Video]]:
+        """Finish what earlier sessions left undone (what Resume does): never submits again.
+
+        Each task the journal lists as unfinished (still running, or done but not downloaded)
+        joins the history as a run and, once finished, the results. Returns the task; awaiting
+        it gives the videos that could be had.
+
+        Raises:
+            WavenbError: there is no running event loop.
+        """
+        return self._spawn(self._resume())
 
     def cancel(self, run: Run | None = None) -> None:
         """Stop waiting for ``run`` (default: every running generation).
@@ -257,6 +287,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         ui.undo.on_click(self._on_undo)
         ui.generate.on_click(self._on_generate)
         ui.download.on_click(self._on_download)
+        ui.resume.on_click(self._on_resume)
 
     @guarded
     def _on_upload(self, change: dict[str, Any]) -> None:
@@ -314,6 +345,10 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     @guarded
     def _on_download(self, _button: object) -> None:
         self.download()
+
+    @guarded
+    def _on_resume(self, _button: object) -> None:
+        self.resume()
 
     @guarded
     def _on_show(self, run: Run) -> None:
@@ -423,6 +458,11 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self.show_error(error)
 
         try:
+            if task_id is None and (reused := await self._reused(run)) is not None:
+                run.video = reused
+                run.status, run.error = "completed", None
+                self._results.append(reused)
+                return reused
             target = task_id if task_id is not None else await self._submit(run)
             done = await self.client.wait(target, on_update=on_update)
             row.phase("downloading")
@@ -447,14 +487,108 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self._show(run)
             self._refresh()
 
+    async def _reused(self, run: Run) -> Video | None:
+        """The journal's video for these exact inputs, if they already completed (free)."""
+        if run.image is None:
+            return None
+        try:
+            found = await self.client.find_reusable(run.image.send, run.prompt, run.aspect_ratio)
+        except BaseException:
+            self._release(run)
+            raise
+        if found is not None:
+            self._release(run)
+        return found
+
     async def _submit(self, run: Run) -> Prediction:
         try:
+            if run.image is None:  # only resumed runs have none, and they are never submitted
+                raise InputError("this run has no image to send")
             prediction = await self.client.submit(run.image.send, run.prompt, run.aspect_ratio)
         finally:
             self._release(run)
         run.prediction_id = prediction.id
+        self._spent += self.client.price_per_video
         self._rows[run].refresh()
         return prediction
+
+    # -- resuming earlier tasks ------------------------------------------------------------
+
+    def _earlier(self) -> list[JournalRow]:
+        """The journal's unfinished tasks on this server that are not runs of this Studio."""
+        journal = self.client.journal
+        if journal is None:
+            return []
+        mine = {run.prediction_id for run in self._runs}
+        return [
+            row for row in journal.resumable(self.client.base_url) if row.prediction_id not in mine
+        ]
+
+    def _offer_resume(self) -> None:
+        """Show the Resume offer and the "no answer" warning from what the journal says."""
+        ui = self.ui
+        journal = self.client.journal
+        pending = len(self._earlier())
+        ui.resume_line.value = resume_offer(pending) if pending else ""
+        show(ui.resume_line, pending > 0)
+        show(ui.resume, pending > 0)
+        ui.resume.disabled = False
+        ui.unresolved.value = unresolved_warning(len(journal.unresolved()) if journal else 0)
+
+    async def _resume(self) -> list[Video]:
+        ui = self.ui
+        runs = {row.prediction_id: self._resumed_run(row) for row in self._earlier()}
+        ui.resume.disabled = True
+        ui.resume_line.value = f"<small>resuming {len(runs)} unfinished runs…</small>"
+
+        def on_update(update: Update) -> None:
+            run = runs.get(update.prediction.id)
+            if run is None:
+                return
+            try:
+                run.status = update.prediction.status.label
+                self._rows[run].refresh()
+            except Exception as error:  # noqa: BLE001  (a display bug must not stop the wait)
+                self.show_error(error)
+
+        try:
+            resumed = await self.client.resume(on_update=on_update)
+        except asyncio.CancelledError:
+            for run in runs.values():
+                run.finish_cancelled()
+                self._rows[run].refresh()
+            raise
+        finally:
+            self._offer_resume()
+        mine = {run.prediction_id for run in self._runs}
+        videos: list[Video] = []
+        for item in resumed:
+            found = runs.get(item.row.prediction_id)
+            if found is None and item.row.prediction_id in mine:
+                continue  # a run of this Studio, already shown as such
+            # A task that appeared in the journal since the click gets its run now.
+            run = found if found is not None else self._resumed_run(item.row)
+            self._finish_resumed(run, item)
+            if run.video is not None:
+                videos.append(run.video)
+        return videos
+
+    def _resumed_run(self, row: JournalRow) -> Run:
+        ratio = protocol.validate_aspect_ratio(row.aspect_ratio)
+        run = Run(row.prompt, ratio, None, prediction_id=row.prediction_id, status="resuming")
+        self._add_history(run)
+        return run
+
+    def _finish_resumed(self, run: Run, item: Resumed) -> None:
+        run.elapsed = time.monotonic() - run.clock
+        if item.video is not None:
+            run.video, run.status, run.error = item.video, "completed", None
+            self._results.append(item.video)
+        else:
+            error = item.error or WavenbError(f"task {run.prediction_id} could not be resumed")
+            run.error, run.status = error, _failure_status(error)
+        self._rows[run].refresh()
+        self._show(run)
 
     def _release(self, run: Run) -> None:
         """``run``'s inputs are no longer being sent: Generate may send them again."""
@@ -495,6 +629,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             hide(ui.player)
             ui.caption.value = ""
             ui.error.value = error_box(*describe_error(run.error)) if run.error else ""
+        ui.timeline.set_video(run.video)
         ui.download.disabled = run.video is None
         self._shown = run
 
@@ -510,6 +645,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         ui.generate.disabled = missing is not None
         ui.generate.description = f"Generate · {price_label(self.client.price_per_video)}"
         ui.generate_hint.value = field_message(missing, error=False) if missing else ""
+        ui.spent.value = spent_label(self._spent, sandbox=sandbox)
         ui.enhance.disabled = self._enhancing or not self.prompt.strip()
 
     def _missing(self) -> str | None:

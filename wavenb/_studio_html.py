@@ -36,7 +36,10 @@ __all__ = [
     "price_label",
     "progress_text",
     "ratio_options",
+    "resume_offer",
     "seconds",
+    "spent_label",
+    "unresolved_warning",
     "video_caption",
     "word_diff",
 ]
@@ -89,6 +92,33 @@ def header(sandbox: bool) -> str:  # noqa: FBT001
     if not sandbox:
         return title
     return f"{title} {SANDBOX_BADGE} <small>{html.escape(SANDBOX_HINT)}</small>"
+
+
+def spent_label(spent: float, *, sandbox: bool) -> str:
+    """What this Studio session paid: ``"spent this session: $1.00"``, free on the sandbox."""
+    amount = "free (sandbox)" if sandbox and spent == 0 else f"${spent:.2f}"
+    return f'<small style="color:#6b7280">spent this session: {amount}</small>'
+
+
+def resume_offer(count: int) -> str:
+    """The line before the Resume button: runs an earlier session left unfinished."""
+    runs = "run" if count == 1 else "runs"
+    return (
+        f"<small>{count} unfinished {runs} from earlier (kernel restart, cancelled wait) —</small>"
+    )
+
+
+def unresolved_warning(count: int) -> str:
+    """The plain warning for submissions whose fate is unknown; they are never resent."""
+    if count == 0:
+        return ""
+    subject, pronoun = (
+        ("submission got", "it is") if count == 1 else ("submissions got", "they are")
+    )
+    return (
+        f'<small style="color:#b45309">⚠ {count} {subject} no answer and may have been '
+        f"charged; {pronoun} never resent (see <code>wavenb.unresolved()</code>)</small>"
+    )
 
 
 def price_label(price: float) -> str:
@@ -178,11 +208,12 @@ def progress_text(elapsed: float, eta: float | None, past_runs: int) -> str:
 
 
 def video_caption(video: Video) -> str:
-    """The result's label: id, inference time, and the badge for sandbox renders."""
+    """The result's label: id, inference time, the badge for sandbox renders, and "reused"."""
     badge = f"{SANDBOX_BADGE} " if video.sandbox else ""
     ms = video.prediction.inference_ms
     took = f" · inference {ms / 1000:.1f} s" if ms else ""
-    return f"<small>{badge}id <code>{html.escape(video.id)}</code>{took}</small>"
+    reused = " · reused from history · free" if video.reused else ""
+    return f"<small>{badge}id <code>{html.escape(video.id)}</code>{took}{reused}</small>"
 
 
 def describe_error(error: BaseException) -> tuple[str, str | None]:

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from ._studio_html import EXAMPLE_PROMPTS, STYLE, ratio_options
 from ._studio_image import UPLOAD_LIMIT
+from ._studio_runs import TimelineToggle
 
 __all__ = ["Controls", "arrange", "hide", "show"]
 
@@ -30,6 +31,18 @@ class Controls:
     header: Any = field(default_factory=_html)
     """Title, and the SANDBOX badge with its hint when the sandbox answers."""
     style: Any = field(default_factory=lambda: _html(STYLE))
+    resume_line: Any = field(default_factory=lambda: widgets.HTML(layout=_hidden()))
+    """How many runs an earlier session left unfinished (hidden when none)."""
+    resume: Any = field(
+        default_factory=lambda: widgets.Button(
+            description="Resume",
+            icon="redo",
+            tooltip="Wait for and download them; nothing is submitted again",
+            layout=_hidden(),
+        )
+    )
+    unresolved: Any = field(default_factory=_html)
+    """The warning about submissions that got no answer (empty when none)."""
     upload: Any = field(
         default_factory=lambda: widgets.FileUpload(
             accept="image/*",
@@ -97,6 +110,8 @@ class Controls:
     )
     generate_hint: Any = field(default_factory=_html)
     """What is still missing before Generate can be clicked."""
+    spent: Any = field(default_factory=_html)
+    """What the runs submitted from this Studio cost ("free (sandbox)" on the sandbox)."""
     running: Any = field(default_factory=widgets.VBox)
     """One progress row per generation in flight."""
     status: Any = field(default_factory=_html)
@@ -113,6 +128,8 @@ class Controls:
         )
     )
     caption: Any = field(default_factory=_html)
+    timeline: Any = field(default_factory=TimelineToggle)
+    """The "timeline" toggle of the video shown (``plot_timeline``, drawn when opened)."""
     download: Any = field(
         default_factory=lambda: widgets.Button(
             description="Download MP4",
@@ -145,7 +162,7 @@ def arrange(ui: Controls) -> list[Any]:
             widgets.HBox([ui.char_count, ui.enhance, ui.undo], layout=_centered()),
             ui.diff,
             ui.ratio,
-            widgets.HBox([ui.generate, ui.generate_hint], layout=_centered()),
+            widgets.HBox([ui.generate, ui.generate_hint, ui.spent], layout=_centered()),
         ],
         layout=widgets.Layout(flex="1 1 auto", min_width="320px"),
     )
@@ -155,6 +172,7 @@ def arrange(ui: Controls) -> list[Any]:
             ui.error,
             ui.player,
             ui.caption,
+            ui.timeline,
             widgets.HBox([ui.download, ui.save_dir], layout=_centered()),
             ui.saved,
         ]
@@ -162,6 +180,8 @@ def arrange(ui: Controls) -> list[Any]:
     return [
         ui.style,
         ui.header,
+        widgets.HBox([ui.resume_line, ui.resume], layout=_centered()),
+        ui.unresolved,
         widgets.HBox([image_column, prompt_column], layout=widgets.Layout(flex_flow="row wrap")),
         ui.running,
         result,
@@ -178,6 +198,10 @@ def show(widget: Any, visible: bool = True) -> None:  # noqa: ANN401, FBT001, FB
 def hide(widget: Any) -> None:  # noqa: ANN401
     """Hide a widget."""
     show(widget, visible=False)
+
+
+def _hidden() -> Any:  # noqa: ANN401
+    return widgets.Layout(display="none")
 
 
 def _centered() -> Any:  # noqa: ANN401

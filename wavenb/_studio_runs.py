@@ -2,13 +2,16 @@
 
 A ``Run`` is plain data that Python code can read (``studio.history``); the two row widgets
 only display it. The progress row ticks once a second between result checks, so elapsed time
-and the estimate move smoothly even when checks are five seconds apart.
+and the estimate move smoothly even when checks are five seconds apart. A finished run's
+"timeline" toggle draws ``plot_timeline`` to a PNG only when first opened (matplotlib Agg, no
+inline backend needed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +24,18 @@ from ._client import Update
 from ._models import Video
 from ._studio_html import chip, progress_text, seconds
 from ._studio_image import SourceImage, thumbnail
+from ._timeline import plot_timeline
 from ._types import AspectRatio
 
-__all__ = ["CANCELLED", "TIMED_OUT", "HistoryRow", "Run", "RunProgress"]
+__all__ = [
+    "CANCELLED",
+    "TIMED_OUT",
+    "HistoryRow",
+    "Run",
+    "RunProgress",
+    "TimelineToggle",
+    "timeline_png",
+]
 
 CANCELLED: Final = "cancelled (still running at provider)"
 """The status of a run whose waiting was cancelled after the provider took it."""
@@ -42,7 +54,8 @@ class Run:
 
     prompt: str
     aspect_ratio: AspectRatio | None
-    image: SourceImage
+    image: SourceImage | None
+    """The source image; ``None`` for a run resumed from the journal (its image is not kept)."""
     started: datetime = field(default_factory=datetime.now)
     """Wall-clock time of the click, for the history."""
     clock: float = field(default_factory=time.monotonic, repr=False)
@@ -153,11 +166,81 @@ class RunProgress(widgets.HBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._draw()
 
 
-class HistoryRow(widgets.HBox):  # type: ignore[misc]  # ipywidgets is untyped
+PLOT_MISSING: Final = "pip install 'wavenb[plot]' to see the timeline"
+
+
+def timeline_png(video: Video) -> bytes:
+    """``plot_timeline(video)`` as PNG bytes, drawn off-screen (no pyplot figure is left open).
+
+    Raises:
+        ImportError: matplotlib is not installed.
+    """
+    from matplotlib.figure import Figure  # noqa: PLC0415  (optional and slow to import)
+
+    figure = Figure(figsize=(7.5, 1.9), layout="constrained")
+    plot_timeline(video, ax=figure.add_subplot())
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=96)
+    return buffer.getvalue()
+
+
+class TimelineToggle(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """A "timeline" toggle for one video, and the plot it opens (drawn on first opening).
+
+    Parts: ``button`` (a ``ToggleButton``), ``image`` (the PNG) and ``note`` (why there is no
+    plot, e.g. matplotlib missing). Hidden while there is no video.
+    """
+
+    def __init__(self) -> None:
+        self.button = widgets.ToggleButton(
+            description="timeline",
+            tooltip="When the task was queued, processed and checked",
+            layout=widgets.Layout(width="120px"),
+        )
+        self.image = widgets.Image(
+            format="png", layout=widgets.Layout(max_width="720px", display="none")
+        )
+        self.note = widgets.HTML()
+        self._video: Video | None = None
+        self._drawn: Video | None = None
+        super().__init__([self.button, self.image, self.note])
+        self.button.observe(self._on_toggle, names=["value"])
+        self.layout.display = "none"
+
+    def set_video(self, video: Video | None) -> None:
+        """Follow ``video`` (``None``: hide); an open plot is redrawn for a new video."""
+        if video is self._video:
+            return
+        self._video = video
+        self.layout.display = None if video is not None else "none"
+        self._draw()
+
+    def _on_toggle(self, _change: dict[str, object]) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        video = self._video
+        opened = bool(self.button.value) and video is not None
+        if opened and video is not None and self._drawn is not video:
+            self.image.value, self.note.value = b"", ""
+            try:
+                self.image.value = timeline_png(video)
+            except ImportError:
+                self.note.value = f"<small><code>{html.escape(PLOT_MISSING)}</code></small>"
+            except Exception as error:  # noqa: BLE001  (a plot bug must not break the widget)
+                reason = html.escape(f"{type(error).__name__}: {error}")
+                self.note.value = f"<small>no timeline: {reason}</small>"
+            self._drawn = video
+        self.image.layout.display = None if opened and self.image.value else "none"
+        self.note.layout.display = None if opened and self.note.value else "none"
+
+
+class HistoryRow(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """A run in the history: thumbnail, status, time, ratio, id, prompt; Show / Fetch again.
 
-    Parts: ``thumbnail``, ``summary``, ``show_button``, and ``fetch_button`` (shown only for
-    runs the provider may still finish).
+    Parts: ``thumbnail``, ``summary``, ``show_button``, ``fetch_button`` (shown only for
+    runs the provider may still finish) and ``timeline`` (a ``TimelineToggle``, once the run
+    has a video).
     """
 
     def __init__(
@@ -165,9 +248,11 @@ class HistoryRow(widgets.HBox):  # type: ignore[misc]  # ipywidgets is untyped
     ) -> None:
         self._run = run
         self.thumbnail = widgets.Image(
-            value=thumbnail(run.image.preview, HISTORY_THUMB),
+            value=thumbnail(run.image.preview, HISTORY_THUMB) if run.image is not None else b"",
             format="jpeg",
-            layout=widgets.Layout(width=f"{HISTORY_THUMB}px"),
+            layout=widgets.Layout(
+                width=f"{HISTORY_THUMB}px", display=None if run.image is not None else "none"
+            ),
         )
         self.summary = widgets.HTML()
         self.show_button = widgets.Button(description="Show", layout=widgets.Layout(width="120px"))
@@ -178,10 +263,12 @@ class HistoryRow(widgets.HBox):  # type: ignore[misc]  # ipywidgets is untyped
             layout=widgets.Layout(width="120px"),
         )
         self.fetch_button.on_click(lambda _button: on_fetch(run))
-        super().__init__(
+        self.timeline = TimelineToggle()
+        line = widgets.HBox(
             [self.thumbnail, self.summary, self.show_button, self.fetch_button],
             layout=widgets.Layout(align_items="center"),
         )
+        super().__init__([line, self.timeline])
         self.refresh()
 
     def refresh(self) -> None:
@@ -197,6 +284,7 @@ class HistoryRow(widgets.HBox):  # type: ignore[misc]  # ipywidgets is untyped
         )
         self.show_button.disabled = run.video is None and run.error is None
         self.fetch_button.layout.display = None if run.resumable else "none"
+        self.timeline.set_video(run.video)
 
 
 def _short(text: str, limit: int = 48) -> str:
