@@ -95,13 +95,10 @@ class Ticker:
 
 
 def wavenb_policy(spec: dict[str, Any]) -> Any:
+    """The real API's schedule, as shipped, time-scaled like the server."""
     from wavenb._polling import REAL_API
 
-    if spec.get("policy", "default") == "default":
-        return REAL_API.scaled(spec["scale"])
-    from bench.schedules import proposed
-
-    return proposed(spec["scale"])
+    return REAL_API.scaled(spec["scale"])
 
 
 async def wavenb_main(spec: dict[str, Any]) -> dict[str, Any]:
@@ -109,12 +106,7 @@ async def wavenb_main(spec: dict[str, Any]) -> dict[str, Any]:
 
     out = Path(tempfile.mkdtemp(prefix="wavenb-bench-out-"))
     policy = wavenb_policy(spec)
-    client_class = AsyncClient
-    if spec.get("policy", "default") != "default":
-        from bench.schedules import ProposedClient
-
-        client_class = ProposedClient
-    client = client_class(spec["key"], spec["base_url"], poll=policy, output_dir=out)
+    client = AsyncClient(spec["key"], spec["base_url"], poll=policy, output_dir=out)
     jobs: list[dict[str, Any]] = []
     ticker = Ticker()
     ticker.start()

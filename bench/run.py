@@ -1,4 +1,4 @@
-"""wavenb benchmarks: ``python -m bench.run [--quick] [--policy default|proposed|both]``.
+"""wavenb benchmarks: ``python -m bench.run [--quick]``.
 
 Serves the sandbox with uvicorn on 127.0.0.1 (a child process) with exact, seeded job
 durations and a request log, runs wavenb, the official ``wavespeed`` SDK and a naive loop
@@ -342,9 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one run, fewer jobs (< 3 min)")
     parser.add_argument(
         "--policy",
-        choices=("default", "proposed", "both"),
-        default="both",
-        help="wavenb's poll schedule: as shipped, the bench's proposal, or both (default)",
+        choices=("default",),
+        default="default",
+        help="wavenb's poll schedule: as shipped (the bench's earlier proposals are merged)",
     )
     parser.add_argument(
         "--scale", type=float, default=0.0, help="time scale (default 0.1; quick 0.05; batch half)"

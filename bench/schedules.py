@@ -1,4 +1,4 @@
-"""The bench's proposal for wavenb's polling, prototyped outside the library, and its theory.
+"""What the bench taught wavenb's polling (now merged into the library), and its theory.
 
 What the figures showed about the schedule as shipped (``REAL_API``, ``DurationStats``):
 
@@ -10,8 +10,8 @@ What the figures showed about the schedule as shipped (``REAL_API``, ``DurationS
 3. The submit's 429 retries give up after 120 s (stamina ``timeout``): at a real cap of n a
    minute, a batch of more than about 3n submissions loses tasks (accepted < asked).
 
-The proposal, as a subclass (``ProposedClient``) and a policy (``ProposedPolicy``) so it can be
-measured here without touching the library:
+The proposal, first prototyped here as a subclass and measured, then merged into
+``wavenb._polling`` and ``wavenb._client`` (so the bench now measures it as shipped):
 
 a. Past the window, back off from ``min_interval`` gently: ``min_interval + growth * (elapsed -
    late)`` (still increasing intervals, as the docs ask, but 5 s right after the window).
@@ -32,134 +32,11 @@ poll efficiency E any schedule with checks >= 5 s apart can reach on a duration 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import time
-from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
-from wavenb._client import AsyncClient, Update, _eta, _notify, _timed_out
-from wavenb._exceptions import PredictionFailed, RateLimitError
-from wavenb._models import Prediction, Status
-from wavenb._polling import REAL_API, Expectation, PollPolicy
-
-
-@dataclass(frozen=True, slots=True)
-class ProposedPolicy(PollPolicy):
-    """``PollPolicy`` with change (a): a gentle back-off past the window."""
-
-    def next_delay(self, elapsed: float, expected: Expectation | None, rand: float = 0.5) -> float:
-        if expected is None or elapsed <= expected.late:
-            return PollPolicy.next_delay(self, elapsed, expected, rand)
-        base = self.min_interval + self.growth * (elapsed - expected.late)  # (a)
-        base = min(max(base, self.min_interval), self.max_interval)
-        spread = 1.0 + self.jitter * (2.0 * rand - 1.0)
-        return max(self.min_interval, base * spread)
-
-
-def proposed(scale: float = 1.0) -> ProposedPolicy:
-    """The proposed real-API policy (same numbers as ``REAL_API``), time-scaled."""
-    policy = ProposedPolicy(
-        min_interval=REAL_API.min_interval,
-        first_delay=REAL_API.first_delay,
-        growth=REAL_API.growth,
-        max_interval=REAL_API.max_interval,
-        jitter=REAL_API.jitter,
-    )
-    return replace(
-        policy,
-        min_interval=policy.min_interval * scale,
-        first_delay=policy.first_delay * scale,
-        max_interval=policy.max_interval * scale,
-    )
-
-
-class ProposedClient(AsyncClient):
-    """``AsyncClient`` with changes (b), (c) and (d). ``_wait`` is the library's, plus the marked
-    lines; ``_request`` adds the submit gate; ``_record_state`` skips unchanged states."""
-
-    SUBMIT_RETRIES = 50
-    """A bound on 429s met by one submit (each waits Retry-After; nothing is created)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._submit_gate = 0.0  # (c) no submit of this client before this monotonic time
-        self._gate_lock = asyncio.Lock()  # (c) while rate-limited, submits go one at a time
-        self._journaled: dict[str, tuple[object, ...]] = {}  # (d) last state written per task
-
-    def _record_state(self, prediction: Prediction) -> None:
-        """(d) Write a task's state to the journal only when it changed: a check that finds the
-        task still ``processing`` costs no SQLite commit (an fsync) on the event loop."""
-        state = (prediction.status, prediction.outputs, prediction.error)
-        if self._journaled.get(prediction.id) == state:
-            return
-        self._journaled[prediction.id] = state
-        super()._record_state(prediction)
-
-    async def _request(self, method: str, path: str, *, paid: bool = False, **kwargs: Any) -> Any:
-        if not paid:
-            return await super()._request(method, path, **kwargs)
-        for _ in range(self.SUBMIT_RETRIES):  # (c)
-            try:
-                if self._submit_gate <= time.monotonic() and not self._gate_lock.locked():
-                    return await super()._request(method, path, paid=True, **kwargs)
-                async with self._gate_lock:
-                    await asyncio.sleep(max(0.0, self._submit_gate - time.monotonic()))
-                    return await super()._request(method, path, paid=True, **kwargs)
-            except RateLimitError as error:
-                wait = error.retry_after if error.retry_after is not None else 5.0
-                self._submit_gate = max(self._submit_gate, time.monotonic() + wait)
-        return await super()._request(method, path, paid=True, **kwargs)
-
-    async def _wait(
-        self,
-        prediction: Prediction | str,
-        timeout: float | None,
-        on_update: Any,
-        policy: PollPolicy,
-    ) -> Prediction:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if isinstance(prediction, Prediction):
-            current = prediction
-        else:
-            current = Prediction(prediction, "", Status.UNKNOWN)
-            current = await self._check(current, deadline, timeout)
-        started = self._submitted_at.get(current.id) or self._first_seen.get(
-            current.id, time.monotonic()
-        )
-        running_since = started  # (b) when the task was last seen queued
-        stats = self.durations
-        checks, delay = 0, 0.0
-        while not current.terminal:
-            if checks and current.status in (Status.CREATED, Status.PENDING):  # (b)
-                running_since = time.monotonic()  # (b) still queued: its run has not begun
-            elapsed = time.monotonic() - started
-            running = time.monotonic() - running_since  # (b)
-            delay = policy.next_delay(running, stats.expectation(), random.random())  # (b)
-            if deadline is not None and time.monotonic() + delay > deadline:
-                delay = max(0.0, deadline - time.monotonic())
-            await _notify(on_update, Update(current, elapsed, checks, delay, _eta(stats, running)))
-            await asyncio.sleep(delay)
-            current = await self._check(current, deadline, timeout)
-            checks += 1
-            if not current.terminal and deadline is not None and time.monotonic() >= deadline:
-                raise _timed_out(current, timeout)
-        elapsed = time.monotonic() - started
-        await _notify(on_update, Update(current, elapsed, checks, None, 0.0))
-        if current.id in self._submitted_at and current.status.succeeded:
-            # The task ended somewhere within the last interval: count the middle of it.
-            stats.add(time.monotonic() - running_since - delay / 2)  # (b) its run, not its queue
-        if not current.status.succeeded:
-            reason = current.error or "no reason given"
-            raise PredictionFailed(f"task {current.id} {current.status.value}: {reason}", current)
-        if not current.outputs:
-            raise PredictionFailed(f"task {current.id} completed without outputs", current)
-        return current
-
-
-# --------------------------------------------------------------------------- theory
+from wavenb._polling import PollPolicy
 
 
 def optimal_mean_e(
