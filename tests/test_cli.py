@@ -88,3 +88,34 @@ def test_python_dash_m_is_the_same_entry_point(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "v.mp4")
     assert probe_video(tmp_path / "v.mp4").height == 960
+
+
+def test_sandbox_command_serves_with_the_settings_it_was_given(tmp_path):
+    """`wavenb sandbox` flags reach the served app (its own page states its settings)."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wavenb", "sandbox", "--port", str(port), "--speed", "realistic",
+         "--max-concurrent", "3"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline, page = time.monotonic() + 30, None
+        while page is None and time.monotonic() < deadline:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=1).text
+            except httpx.TransportError:
+                time.sleep(0.1)  # the server is still starting
+        assert page is not None, "the sandbox never answered"
+        assert "SANDBOX" in page
+        assert "speed realistic, 5 s clips, 3 at once per key" in page
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=10)
+    assert "speed realistic" in err

@@ -777,7 +777,7 @@ def test_storage_dir_is_used_when_given(tmp_path: Path) -> None:
 @pytest.fixture
 def served() -> Iterator[str]:
     """A real uvicorn server on a free loopback port, for the length of one test."""
-    server = build_server("127.0.0.1", 0, "instant", log_level="warning")
+    server = build_server("127.0.0.1", 0, SandboxConfig(speed="instant"), log_level="warning")
     thread = threading.Thread(target=server.run)
     thread.start()
     try:
@@ -802,10 +802,10 @@ def test_served_app_links_to_its_own_host_and_port(served: str) -> None:
 
 
 def test_banner_says_sandbox_not_runway(capsys: pytest.CaptureFixture[str]) -> None:
-    announce("127.0.0.1", 8787, "fast")
+    announce("127.0.0.1", 8787, SandboxConfig(speed="realistic", max_concurrent=2))
     err = capsys.readouterr().err
     assert "wavenb SANDBOX — not Runway; videos are local renders" in err
-    assert "http://127.0.0.1:8787" in err
+    assert "http://127.0.0.1:8787 (speed realistic, 5 s clips, 2 at once per key)" in err
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "example.com", "::"])  # noqa: S104

@@ -103,22 +103,20 @@ class _Progress:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import serve  # noqa: PLC0415  (needs the sandbox extra)
-    from .sandbox._faults import FaultPlan  # noqa: PLC0415
+    from .sandbox import FaultPlan, SandboxConfig, serve  # noqa: PLC0415  (the sandbox extra)
 
     try:
         faults = FaultPlan.parse(args.faults) if args.faults is not None else None
     except ValueError as error:
         print(f"wavenb: bad --faults: {error}", file=sys.stderr)
         return 2
-    serve(
-        host=args.host,
-        port=args.port,
+    config = SandboxConfig(
         speed=args.speed,
         max_concurrent=args.max_concurrent,
         submit_rate=args.submit_rate,
         faults=faults,
     )
+    serve(args.host, args.port, config)
     return 0
 
 

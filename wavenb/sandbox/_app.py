@@ -127,6 +127,15 @@ class SandboxConfig:
     """Inject failures (429s, 5xx, resets, timeouts, failed tasks...) per this plan, and serve
     the ``/sandbox-admin/`` routes; see ``wavenb.sandbox._faults``. ``None``: no faults."""
 
+    def describe(self) -> str:
+        """The settings a person needs to know, e.g. ``speed fast, 5 s clips, 2 at once``."""
+        parts = [f"speed {self.speed}", f"{self.duration:g} s clips"]
+        if self.max_concurrent is not None:
+            parts.append(f"{self.max_concurrent} at once per key")
+        if self.submit_rate is not None:
+            parts.append(f"{self.submit_rate[0]} submissions per {self.submit_rate[1]:g} s")
+        return ", ".join(parts)
+
     def __post_init__(self) -> None:
         if self.speed not in _SPEEDS:
             raise ValueError(f"speed must be one of {', '.join(_SPEEDS)}; got {self.speed!r}")
@@ -671,11 +680,12 @@ async def serve_media(request: Request) -> Response:
     return FileResponse(path)
 
 
-async def index(_request: Request) -> Response:
-    """Tell whoever opens the server's address in a browser what it is."""
+async def index(request: Request) -> Response:
+    """Tell whoever opens the server's address in a browser what it is, and how it is set."""
     return PlainTextResponse(
         f"{SANDBOX_BANNER}.\nThis server speaks the WaveSpeedAI API (/api/v3/...) for wavenb; "
         "nothing here reaches Runway, and its balance is not real money.\n"
+        f"Settings: {_state(request).config.describe()}.\n"
     )
 
 
