@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,20 @@ from wavenb.testing import Sandbox, SandboxFactory, ServedSandbox, serve_sandbox
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["API", "ASSETS", "CANARY_KEY", "CASSETTES", "ROOT", "png_bytes", "serve_sandbox"]
+__all__ = [
+    "API",
+    "ASSETS",
+    "CANARY_KEY",
+    "CASSETTES",
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "PID",
+    "ROOT",
+    "png_bytes",
+    "prediction",
+    "serve_sandbox",
+    "widget_states",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "notebooks" / "assets"
@@ -23,6 +38,53 @@ CASSETTES = ROOT / "cassettes"
 API = "https://api.wavespeed.ai"
 CANARY_KEY = "wsk-canary-0123456789abcdef"
 """A fake key that tests pass around; no output anywhere may contain it."""
+PID = "0123456789abcdef0123456789abcdef"
+"""The task id of scripted API answers."""
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium: the only browser tests may drive (never one a tool downloads)."""
+CHROMIUM_ARGS = (
+    "--no-sandbox",  # as root
+    "--disable-gpu",
+    "--disable-background-networking",  # no connections to the outside
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+)
+
+
+def prediction(status: str = "created", **extra: object) -> dict[str, object]:
+    """A scripted API answer: the envelope around a gen4-turbo prediction ``PID``."""
+    data: dict[str, object] = {
+        "id": PID,
+        "model": "runwayml/gen4-turbo",
+        "outputs": [],
+        "status": status,
+        "urls": {"get": f"{API}/api/v3/predictions/{PID}/result"},
+        "has_nsfw_contents": [],
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "error": "",
+        "executionTime": 0,
+        "timings": {"inference": 0},
+    }
+    data.update(extra)
+    return {"code": 200, "message": "success", "data": data}
+
+
+def widget_states(root: Any) -> Iterator[dict[str, Any]]:
+    """The state of ``root`` and of every widget it refers to (children, layouts, styles)."""
+    from ipywidgets.widgets.widget import _instances
+
+    seen: set[str] = set()
+    todo = [root.model_id]
+    while todo:
+        model_id = todo.pop()
+        if model_id in seen:
+            continue
+        seen.add(model_id)
+        state = _instances[model_id].get_state()
+        yield state
+        todo.extend(re.findall(r"IPY_MODEL_([0-9a-f]+)", repr(state)))
 
 
 @pytest.fixture(autouse=True)

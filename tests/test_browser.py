@@ -31,13 +31,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
@@ -219,15 +218,7 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
+            args=list(CHROMIUM_ARGS),
             env=private_env(tmp_path / "browser-home"),
         )
         try:

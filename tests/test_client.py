@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import API, CANARY_KEY, png_bytes
+from tests.conftest import API, CANARY_KEY, PID, png_bytes, prediction
 from wavenb import (
     AsyncClient,
     AuthenticationError,
@@ -27,25 +27,7 @@ from wavenb import (
     Update,
 )
 
-PID = "0123456789abcdef0123456789abcdef"
 CDN = "https://cdn.example.net"
-
-
-def prediction(status: str = "created", **extra: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "id": PID,
-        "model": "runwayml/gen4-turbo",
-        "outputs": [],
-        "status": status,
-        "urls": {"get": f"{API}/api/v3/predictions/{PID}/result"},
-        "has_nsfw_contents": [],
-        "created_at": "2026-11-25T10:00:00.123Z",
-        "error": "",
-        "executionTime": 0,
-        "timings": {"inference": 0},
-    }
-    data.update(extra)
-    return {"code": 200, "message": "success", "data": data}
 
 
 COMPLETED = prediction(
@@ -392,12 +374,21 @@ def test_upload_of_non_image_bytes_is_refused_locally(tmp_path):
 
 
 async def test_timeline_records_every_request_in_order(tmp_path):
-    api = FakeAPI({SUBMIT: [prediction()], RESULT: [prediction("created"), prediction("processing"), COMPLETED]})
+    api = FakeAPI(
+        {
+            SUBMIT: [prediction()],
+            RESULT: [prediction("created"), prediction("processing"), COMPLETED],
+        }
+    )
     async with client_for(api, tmp_path) as client:
         done = await client.wait(await client.submit("https://x/a.jpg", "zoom in"))
     timeline = done.timeline()
     assert [(e.kind, e.status.value) for e in timeline.events] == [
-        ("submit", "created"), ("check", "created"), ("check", "processing"), ("check", "completed")]
+        ("submit", "created"),
+        ("check", "created"),
+        ("check", "processing"),
+        ("check", "completed"),
+    ]
     assert timeline.checks == 3
     times = [e.at for e in timeline.events]
     assert times == sorted(times) and times[0] == 0.0

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API, ASSETS, CANARY_KEY
+from tests.conftest import API, ASSETS, CANARY_KEY, CHROMIUM, CHROMIUM_ARGS
 from wavenb import InputError, PollPolicy
 from wavenb._client import AsyncClient
 from wavenb._compare import Comparison, compare
@@ -28,7 +28,6 @@ from wavenb.sandbox import SandboxConfig, create_app
 
 WALK = "The model walks forward slowly"
 TURN = "The model turns around slowly"
-CHROMIUM = Path("/usr/bin/chromium")
 MS = 1000
 
 
@@ -197,14 +196,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
             executable_path=str(CHROMIUM),
             headless=True,
             env=env,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=list(CHROMIUM_ARGS),
         )
         try:
             yield launched

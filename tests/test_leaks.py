@@ -17,7 +17,6 @@ import base64
 import contextlib
 import logging
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -31,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API, CANARY_KEY, CASSETTES, ROOT, png_bytes
+from tests.conftest import API, CANARY_KEY, CASSETTES, ROOT, png_bytes, widget_states
 from wavenb import (
     AsyncClient,
     AuthenticationError,
@@ -379,22 +378,6 @@ def test_the_command_line_as_a_process_leaves_no_trace_of_the_key(
 
 
 # -- the widget ----------------------------------------------------------------------------------
-
-
-def widget_states(root: Any) -> Iterator[dict[str, Any]]:
-    """The state of ``root`` and of every widget it refers to, children, layouts and styles."""
-    from ipywidgets.widgets.widget import _instances
-
-    seen: set[str] = set()
-    todo = [root.model_id]
-    while todo:
-        model_id = todo.pop()
-        if model_id in seen:
-            continue
-        seen.add(model_id)
-        state = _instances[model_id].get_state()
-        yield state
-        todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", repr(state))
 
 
 def as_bytes(value: Any) -> bytes:

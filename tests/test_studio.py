@@ -14,11 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from ipywidgets.widgets.widget import _instances
 from PIL import Image
 
 import wavenb
-from tests.conftest import API, CANARY_KEY, png_bytes
+from tests.conftest import API, CANARY_KEY, PID, png_bytes, prediction, widget_states
 from wavenb import AsyncClient, InputError, Status, SubmissionUncertain
 from wavenb._models import Prediction, Video
 from wavenb._studio import Studio
@@ -26,7 +25,6 @@ from wavenb._studio_html import video_caption, word_diff
 from wavenb._studio_image import UPLOAD_LIMIT, check_image_url, closest_ratio
 from wavenb._studio_runs import CANCELLED, HistoryRow
 
-PID = "0123456789abcdef0123456789abcdef"
 CDN = "https://cdn.example.net"
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
 X = "\u00d7"
@@ -64,20 +62,6 @@ def text(html_value: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html_value))).strip()
 
 
-def widget_states(root: Any) -> Iterator[dict[str, Any]]:
-    """The state of ``root`` and of every widget it refers to (children, layouts, styles)."""
-    seen: set[str] = set()
-    todo = [root.model_id]
-    while todo:
-        model_id = todo.pop()
-        if model_id in seen:
-            continue
-        seen.add(model_id)
-        state = _instances[model_id].get_state()
-        yield state
-        todo.extend(re.findall(r"IPY_MODEL_([0-9a-f]+)", repr(state)))
-
-
 def flat(value: Any) -> Iterator[bytes]:
     if isinstance(value, dict):
         for item in value.values():
@@ -89,23 +73,6 @@ def flat(value: Any) -> Iterator[bytes]:
         yield bytes(value)
     else:
         yield str(value).encode()
-
-
-def prediction(status: str, **extra: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "id": PID,
-        "model": "runwayml/gen4-turbo",
-        "outputs": [],
-        "status": status,
-        "urls": {"get": f"{API}/api/v3/predictions/{PID}/result"},
-        "has_nsfw_contents": [],
-        "created_at": "2026-11-25T10:00:00.123Z",
-        "error": "",
-        "executionTime": 0,
-        "timings": {"inference": 0},
-    }
-    data.update(extra)
-    return {"code": 200, "message": "success", "data": data}
 
 
 class FakeAPI:
