@@ -72,6 +72,7 @@ from ._images import ImageInput, PreparedImage, prepare_image
 from ._journal import JournalRow, request_hash
 from ._models import Prediction, Status
 from ._types import MODEL_ID, AspectRatio
+from ._ui import spawn
 
 if TYPE_CHECKING:
     from ._client import AsyncClient, Update
@@ -1107,17 +1108,7 @@ class Comparison:
 
     def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``work`` on the running loop, keeping a reference until it ends."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            work.close()
-            raise WavenbError(
-                "no running event loop: use the comparison in Jupyter, or await it"
-            ) from None
-        task = loop.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return spawn(work, self._tasks, "the comparison")
 
     # -- state -----------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from ._studio_image import SourceImage, check_image_url, from_upload, load_image
 from ._studio_layout import Controls, arrange, hide, show
 from ._studio_runs import TIMED_OUT, HistoryRow, Run, RunProgress
 from ._types import AspectRatio
-from ._ui import guarded
+from ._ui import guarded, spawn
 
 __all__ = ["Studio"]
 
@@ -671,15 +671,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``work`` on the kernel's loop, keeping a reference until it ends."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            work.close()
-            raise WavenbError(
-                "the Studio needs a running event loop: use it in Jupyter (or async code)"
-            ) from None
-        task = loop.create_task(work)
-        self._tasks.add(task)
+        task = spawn(work, self._tasks, "the Studio")
         task.add_done_callback(self._task_done)
         self._refresh()
         return task

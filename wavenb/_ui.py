@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
-from typing import Concatenate, Final, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar
 
-__all__ = ["STATUS_COLORS", "guarded"]
+from ._exceptions import WavenbError
+
+__all__ = ["STATUS_COLORS", "guarded", "spawn"]
 
 STATUS_COLORS: Final = {
     "waiting": "#6b7280",
@@ -45,3 +48,27 @@ def guarded(handler: Callable[Concatenate[V, P], None]) -> Callable[Concatenate[
 
     functools.update_wrapper(run, handler)
     return run
+
+
+T = TypeVar("T")
+
+
+def spawn(
+    work: Coroutine[Any, Any, T], keep: set[asyncio.Task[Any]], where: str
+) -> asyncio.Task[T]:
+    """Run ``work`` on the running loop (the kernel's), keeping a reference in ``keep``.
+
+    A task nobody refers to can be collected mid-run; ``keep`` holds it until it ends. With no
+    running loop, raises ``WavenbError`` saying ``where`` needs one.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        work.close()
+        raise WavenbError(
+            f"{where} needs a running event loop: use it in Jupyter, or await it"
+        ) from None
+    task = loop.create_task(work)
+    keep.add(task)
+    task.add_done_callback(keep.discard)
+    return task
