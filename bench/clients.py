@@ -96,7 +96,7 @@ class Ticker:
 
 def wavenb_policy(spec: dict[str, Any]) -> Any:
     """The real API's schedule, as shipped, time-scaled like the server."""
-    from wavenb._polling import REAL_API
+    from wavenb.core.polling import REAL_API
 
     return REAL_API.scaled(spec["scale"])
 
@@ -184,7 +184,7 @@ async def studio_batch(client: Any, spec: dict[str, Any], out: Path) -> list[dic
 
 def _has_studio() -> bool:
     try:
-        import wavenb._studio  # noqa: F401
+        import wavenb.studio.widget  # noqa: F401
     except ImportError:
         return False
     return True

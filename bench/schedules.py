@@ -36,7 +36,7 @@ import math
 import random
 
 import numpy as np
-from wavenb._polling import PollPolicy
+from wavenb.core.polling import PollPolicy
 
 
 def optimal_mean_e(
@@ -108,7 +108,7 @@ def simulate(
     seed: int = 0,
 ) -> dict[str, float]:
     """Run a policy on known durations (no queueing) against a fixed history; lag/polls/E."""
-    from wavenb._polling import DurationStats
+    from wavenb.core.polling import DurationStats
 
     rng = random.Random(seed)
     stats = DurationStats()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from PIL import Image
 
-from wavenb._client import AsyncClient
+from wavenb.client.async_client import AsyncClient
 from wavenb.testing import Sandbox, SandboxFactory, ServedSandbox, serve_sandbox
 
 if TYPE_CHECKING:

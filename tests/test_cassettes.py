@@ -18,7 +18,7 @@ import pytest
 import wavenb
 from tests.conftest import API, ASSETS, CANARY_KEY
 from wavenb import AsyncClient, AuthenticationError, PredictionFailed, Status, Update
-from wavenb._polling import PollPolicy
+from wavenb.core.polling import PollPolicy
 from wavenb.sandbox import SandboxConfig, create_app
 from wavenb.sandbox._render import probe_video
 

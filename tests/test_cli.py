@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import ASSETS, CANARY_KEY, ROOT
-from wavenb._cli import main
+from wavenb.cli.main import main
 from wavenb.sandbox._render import probe_video
 
 PAN = "Gentle camera pan to the right, revealing more of the scene"

@@ -351,7 +351,7 @@ async def test_blocking_client_works_inside_a_running_loop(tmp_path):
 
 
 def test_no_key_means_the_embedded_sandbox_announced_once(caplog):
-    from wavenb import _client
+    from wavenb.client import async_client as _client
 
     _client._sandbox_announced = False
     with caplog.at_level(logging.WARNING, logger="wavenb"):

@@ -20,8 +20,8 @@ import pytest
 
 from tests.conftest import API, CANARY_KEY, png_bytes
 from wavenb import BudgetExceeded, InputError, WavenbError
-from wavenb._client import AsyncClient
-from wavenb._compare import (
+from wavenb.client.async_client import AsyncClient
+from wavenb.compare.comparison import (
     ROW_FIELDS,
     Cell,
     CellRun,
@@ -638,7 +638,7 @@ async def test_playback_controls_are_synced_traits(portrait: Path, client: Async
 def test_without_anywidget_the_grid_says_so_instead_of_faking_controls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from wavenb import _compare_widget
+    from wavenb.compare import widget as _compare_widget
 
     monkeypatch.setitem(sys.modules, "anywidget", None)
     _compare_widget._playback_class.cache_clear()

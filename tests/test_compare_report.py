@@ -19,11 +19,11 @@ import pytest
 
 from tests.conftest import API, ASSETS, CANARY_KEY, CHROMIUM, CHROMIUM_ARGS
 from wavenb import InputError, PollPolicy
-from wavenb._client import AsyncClient
-from wavenb._compare import Comparison, compare
-from wavenb._compare_widget import PLAYBACK_ESM
-from wavenb._journal import Journal
-from wavenb._report import highlight_changes, render_report
+from wavenb.client.async_client import AsyncClient
+from wavenb.compare.comparison import Comparison, compare
+from wavenb.compare.widget import PLAYBACK_ESM
+from wavenb.journal.store import Journal
+from wavenb.compare.report import highlight_changes, render_report
 from wavenb.sandbox import SandboxConfig, create_app
 
 WALK = "The model walks forward slowly"

@@ -38,8 +38,8 @@ from wavenb import (
     Status,
     SubmissionUncertain,
 )
-from wavenb import _protocol as protocol
-from wavenb._cli import main
+from wavenb.core import protocol
+from wavenb.cli.main import main
 from wavenb.sandbox import SandboxConfig, create_app
 from wavenb.sandbox._faults import FAILURE_MESSAGE, FaultPlan, Scripted, route_of
 
@@ -679,7 +679,7 @@ class ShortWaitClient(AsyncClient):
 async def timed_out_studio(tmp_path: Path) -> tuple[Any, Any, FakeClock]:
     """A Studio whose only run timed out (its task stays queued until the clock moves)."""
     pytest.importorskip("ipywidgets")
-    from wavenb._studio import Studio
+    from wavenb.studio.widget import Studio
 
     clock = FakeClock()
     app = create_app(SandboxConfig(speed="fast", clock=clock, duration=0.2))
@@ -704,7 +704,7 @@ async def fetch_again(studio: Any, app: Any, clock: FakeClock) -> Any:
 
 
 async def test_the_studio_shows_a_timeout_with_the_id_and_fetches_it_later(tmp_path: Path) -> None:
-    from wavenb._studio_runs import TIMED_OUT
+    from wavenb.studio.runs import TIMED_OUT
 
     studio, app, clock = await timed_out_studio(tmp_path)
     [run] = studio.history

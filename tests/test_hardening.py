@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CANARY_KEY, serve_sandbox
-from wavenb._cli import _parser
+from wavenb.cli.main import _parser
 from wavenb.sandbox import SandboxConfig, serve
 from wavenb.sandbox._app import MAX_UPLOAD_BYTES
 from wavenb.sandbox._server import build_server, warn_if_exposed

@@ -17,8 +17,8 @@ import pytest
 import wavenb
 from tests.conftest import API, ASSETS, CANARY_KEY, ROOT, serve_sandbox
 from wavenb import AsyncClient, BudgetExceeded, Status, SubmissionUncertain
-from wavenb._cli import main
-from wavenb._journal import Journal
+from wavenb.cli.main import main
+from wavenb.journal.store import Journal
 from wavenb.sandbox import SandboxConfig
 
 CAT = ASSETS / "animal-chelsea.jpg"

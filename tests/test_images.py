@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.conftest import png_bytes
 from wavenb import InputError
-from wavenb._images import MAX_SIDE, prepare_image
+from wavenb.core.images import MAX_SIDE, prepare_image
 
 
 def encoded(image: Image.Image, fmt: str) -> bytes:

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CANARY_KEY, ROOT
-from wavenb._config import SANDBOX_BASE_URL
-from wavenb._exceptions import WavenbError
-from wavenb._journal import (
+from wavenb.core.config import SANDBOX_BASE_URL
+from wavenb.core.errors import WavenbError
+from wavenb.journal.store import (
     RETENTION,
     STALE_SUBMIT,
     Journal,
@@ -32,8 +32,8 @@ from wavenb._journal import (
     sha256_file,
     to_pandas,
 )
-from wavenb._models import Prediction, Status
-from wavenb._types import MODEL_ID, PRICE_PER_VIDEO
+from wavenb.core.models import Prediction, Status
+from wavenb.core.types import MODEL_ID, PRICE_PER_VIDEO
 
 API = "https://api.wavespeed.ai"
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -355,7 +355,7 @@ def test_a_submit_in_flight_is_not_unresolved(journal: Journal, clock: Clock) ->
 def test_a_submit_left_by_a_dead_process_is_unresolved(journal: Journal) -> None:
     """A kernel that died between begin() and the answer leaves a row to report at once."""
     script = textwrap.dedent(f"""
-        from wavenb._journal import Journal
+        from wavenb.journal.store import Journal
         Journal({str(journal.path)!r}).begin(
             request_hash="h", model="m", prompt="died", aspect_ratio=None, image_sha256=None,
             image_source="bytes", backend="api", base_url={API!r}, cost=0.5)
@@ -662,8 +662,8 @@ async def test_asyncio_tasks_and_worker_threads_share_one_journal(journal: Journ
 
 WRITER = """
 import json, sys, time
-from wavenb._journal import Journal
-from wavenb._models import Prediction, Status
+from wavenb.journal.store import Journal
+from wavenb.core.models import Prediction, Status
 
 path, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 print("ready", flush=True)

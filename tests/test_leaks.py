@@ -42,7 +42,7 @@ from wavenb import (
     SubmissionUncertain,
     WavenbError,
 )
-from wavenb._cli import main
+from wavenb.cli.main import main
 from wavenb.sandbox import SandboxConfig, create_app
 from wavenb.sandbox._faults import FaultPlan
 
@@ -333,7 +333,7 @@ def test_the_command_line_in_process_leaves_no_trace_of_the_key(
 
 DEBUG_CLI = (
     "import logging, sys; logging.basicConfig(level=logging.DEBUG); "
-    "from wavenb._cli import main; sys.exit(main(sys.argv[1:]))"
+    "from wavenb.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )
 
 
@@ -401,7 +401,7 @@ class ShortWaitClient(AsyncClient):
 
 
 async def studio_with(client: AsyncClient, tmp_path: Path) -> Any:
-    from wavenb._studio import Studio
+    from wavenb.studio.widget import Studio
 
     studio = Studio(client=client, save_dir=tmp_path / "saved")
     studio.set_image(IMAGE)

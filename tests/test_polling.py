@@ -7,7 +7,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wavenb._polling import REAL_API, SANDBOX, TESTING, DurationStats, Expectation
+from wavenb.core.polling import REAL_API, SANDBOX, TESTING, DurationStats, Expectation
 
 
 def schedule(expected: Expectation | None, until: float) -> list[float]:

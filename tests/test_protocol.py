@@ -23,7 +23,7 @@ from wavenb import (
     Status,
     WavenbError,
 )
-from wavenb import _protocol as protocol
+from wavenb.core import protocol
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 REAL_SUBMIT_ANSWER = {

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from wavenb._types import ASPECT_RATIOS, OUTPUT_SIZES, PRICE_PER_VIDEO
+from wavenb.core.types import ASPECT_RATIOS, OUTPUT_SIZES, PRICE_PER_VIDEO
 from wavenb.sandbox import SANDBOX_BANNER, SandboxConfig, create_app
 from wavenb.sandbox._jobs import CANCELLED_ERROR, MODERATION_ERROR, JobStore, Outcome
 from wavenb.sandbox._render import VideoProbe, probe_video

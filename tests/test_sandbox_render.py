@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from wavenb._types import ASPECT_RATIOS, OUTPUT_SIZES, AspectRatio
+from wavenb.core.types import ASPECT_RATIOS, OUTPUT_SIZES, AspectRatio
 from wavenb.sandbox._motion import DEFAULT_MOTION, CameraMotion, parse_motion
 from wavenb.sandbox._render import (
     RenderInfo,

@@ -19,11 +19,11 @@ from PIL import Image
 import wavenb
 from tests.conftest import API, CANARY_KEY, PID, png_bytes, prediction, widget_states
 from wavenb import AsyncClient, InputError, Status, SubmissionUncertain
-from wavenb._models import Prediction, Video
-from wavenb._studio import Studio
-from wavenb._studio_html import video_caption, word_diff
-from wavenb._studio_image import UPLOAD_LIMIT, check_image_url, closest_ratio
-from wavenb._studio_runs import CANCELLED, HistoryRow
+from wavenb.core.models import Prediction, Video
+from wavenb.studio.widget import Studio
+from wavenb.studio.html import video_caption, word_diff
+from wavenb.studio.image import UPLOAD_LIMIT, check_image_url, closest_ratio
+from wavenb.studio.runs import CANCELLED, HistoryRow
 
 CDN = "https://cdn.example.net"
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)

@@ -139,7 +139,7 @@ def test_the_users_key_never_reaches_a_test(
         f"""
         import os
         import wavenb
-        from wavenb import _client
+        from wavenb.client import async_client as _client
 
         def test_isolated(wavenb_offline, tmp_path):
             assert "WAVESPEED_API_KEY" not in os.environ

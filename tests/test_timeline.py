@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 
 import wavenb
 from wavenb import Event, Prediction, PredictionFailed, Status, Timeline, Video
-from wavenb._timeline import (
+from wavenb.ui.timeline import (
     CHECKS_GID,
     COMPLETED,
     END_GID,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 
-from ._client import AsyncClient, ProgressCallback, Resumed, Update, set_testing
-from ._exceptions import (
+from wavenb.client.async_client import AsyncClient, ProgressCallback, Resumed, Update, set_testing
+from wavenb.core.errors import (
     APIError,
     AuthenticationError,
     BudgetExceeded,
@@ -28,12 +28,12 @@ from ._exceptions import (
     TransportError,
     WavenbError,
 )
-from ._history import History, history, resume, spent, unresolved
-from ._journal import JournalRow
-from ._models import Event, Prediction, Status, Timeline, Video
-from ._polling import PollPolicy
-from ._sync import Client, generate
-from ._types import ASPECT_RATIOS, MODEL_ID, OUTPUT_SIZES, AspectRatio
+from wavenb.client.history import History, history, resume, spent, unresolved
+from wavenb.journal.store import JournalRow
+from wavenb.core.models import Event, Prediction, Status, Timeline, Video
+from wavenb.core.polling import PollPolicy
+from wavenb.client.sync import Client, generate
+from wavenb.core.types import ASPECT_RATIOS, MODEL_ID, OUTPUT_SIZES, AspectRatio
 
 __version__ = "0.1.0"
 
@@ -88,10 +88,10 @@ del _name, _obj
 
 
 _LAZY = {
-    "Studio": "wavenb._studio",
-    "compare": "wavenb._compare",
-    "Comparison": "wavenb._compare",
-    "plot_timeline": "wavenb._timeline",
+    "Studio": "wavenb.studio.widget",
+    "compare": "wavenb.compare.comparison",
+    "Comparison": "wavenb.compare.comparison",
+    "plot_timeline": "wavenb.ui.timeline",
 }
 """Names whose modules pull in ipywidgets or matplotlib: loaded only when asked for."""
 

@@ -94,16 +94,16 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 import httpx
 import pytest
 
-from . import _client
-from ._client import AsyncClient, set_testing
-from ._config import DEFAULT_BASE_URL, SANDBOX_KEY
-from ._polling import SANDBOX
-from ._sync import Client
+from wavenb.client import async_client as _client
+from wavenb.client.async_client import AsyncClient, set_testing
+from wavenb.core.config import DEFAULT_BASE_URL, SANDBOX_KEY
+from wavenb.core.polling import SANDBOX
+from wavenb.client.sync import Client
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from .sandbox import SandboxConfig, SandboxState
+    from wavenb.sandbox import SandboxConfig, SandboxState
 
 __all__ = [
     "TEST_SANDBOX",
@@ -210,7 +210,7 @@ class SandboxFactory:
         Raises:
             TypeError / ValueError: a field ``SandboxConfig`` does not have, or a bad value.
         """
-        from .sandbox import create_app  # noqa: PLC0415  (the sandbox extra: only when used)
+        from wavenb.sandbox import create_app  # noqa: PLC0415  (the sandbox extra: only when used)
 
         app = create_app(self._config(config, fields))
         sandbox = Sandbox(
@@ -232,7 +232,7 @@ class SandboxFactory:
         Files there stay for a look after a failure, and no temporary folder is left for the
         garbage collector to remove (with a ``ResourceWarning``, an error under ``-W error``).
         """
-        from .sandbox import SandboxConfig  # noqa: PLC0415
+        from wavenb.sandbox import SandboxConfig  # noqa: PLC0415
 
         if config is None:
             config = SandboxConfig(**{**TEST_SANDBOX, **fields})
@@ -265,7 +265,7 @@ def serve_sandbox(config: SandboxConfig | None = None) -> Iterator[ServedSandbox
     """
     import uvicorn  # noqa: PLC0415  (the sandbox extra: only when used)
 
-    from .sandbox import SandboxConfig, create_app  # noqa: PLC0415
+    from wavenb.sandbox import SandboxConfig, create_app  # noqa: PLC0415
 
     app = create_app(config or SandboxConfig(**TEST_SANDBOX))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))

@@ -46,7 +46,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wavenb._types import ASPECT_RATIOS, MODEL_ID, PRICE_PER_VIDEO
+from wavenb.core.types import ASPECT_RATIOS, MODEL_ID, PRICE_PER_VIDEO
 from wavenb.sandbox import _enhancer
 from wavenb.sandbox._jobs import (
     IMAGE_FORMATS,

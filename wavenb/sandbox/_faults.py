@@ -65,7 +65,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wavenb._types import MODEL_ID
+from wavenb.core.types import MODEL_ID
 from wavenb.sandbox._app import (
     _MULTIPART_OVERHEAD,
     MAX_UPLOAD_BYTES,

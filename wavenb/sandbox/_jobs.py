@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image
 
-from wavenb._types import AspectRatio
+from wavenb.core.types import AspectRatio
 
 __all__ = [
     "CANCELLED_ERROR",

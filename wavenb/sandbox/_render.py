@@ -39,7 +39,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
-from wavenb._types import ASPECT_RATIOS, OUTPUT_SIZES, AspectRatio
+from wavenb.core.types import ASPECT_RATIOS, OUTPUT_SIZES, AspectRatio
 from wavenb.sandbox._motion import CameraMotion, Easing
 
 __all__ = ["RenderInfo", "VideoProbe", "closest_ratio", "probe_video", "render_video"]

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from ._display import SANDBOX_BADGE
-from ._ui import STATUS_COLORS
+from wavenb.ui.display import SANDBOX_BADGE
+from wavenb.ui.tasks import STATUS_COLORS
 
 __all__ = [
     "PLAYBACK_CSS",

@@ -25,12 +25,12 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import httpx
 
-from ._client import AsyncClient
-from ._images import ImageInput
-from ._journal import Journal
-from ._models import Video
-from ._polling import PollPolicy
-from ._types import AspectRatio
+from wavenb.client.async_client import AsyncClient
+from wavenb.core.images import ImageInput
+from wavenb.journal.store import Journal
+from wavenb.core.models import Video
+from wavenb.core.polling import PollPolicy
+from wavenb.core.types import AspectRatio
 
 __all__ = ["Client", "generate"]
 

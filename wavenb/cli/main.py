@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from ._client import AsyncClient, Update
-from ._exceptions import (
+from wavenb.client.async_client import AsyncClient, Update
+from wavenb.core.errors import (
     AuthenticationError,
     BudgetExceeded,
     InputError,
@@ -27,10 +27,10 @@ from ._exceptions import (
     SubmissionUncertain,
     WavenbError,
 )
-from ._history import history, resume, spent, unresolved
-from ._journal import format_table
-from ._models import Video
-from ._types import ASPECT_RATIOS
+from wavenb.client.history import history, resume, spent, unresolved
+from wavenb.journal.store import format_table
+from wavenb.core.models import Video
+from wavenb.core.types import ASPECT_RATIOS
 
 __all__ = ["main"]
 
@@ -103,7 +103,7 @@ class _Progress:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import FaultPlan, SandboxConfig, serve  # noqa: PLC0415  (the sandbox extra)
+    from wavenb.sandbox import FaultPlan, SandboxConfig, serve  # noqa: PLC0415  (the sandbox extra)
 
     try:
         faults = FaultPlan.parse(args.faults) if args.faults is not None else None

@@ -14,13 +14,13 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ._display import SANDBOX_BADGE
-from ._exceptions import APIError, PredictionError, PredictionFailed, WavenbError
-from ._models import Video
-from ._protocol import MAX_PROMPT_CHARS
-from ._studio_image import SourceImage
-from ._types import ASPECT_RATIOS, OUTPUT_SIZES, PRICE_PER_VIDEO, AspectRatio
-from ._ui import STATUS_COLORS
+from wavenb.ui.display import SANDBOX_BADGE
+from wavenb.core.errors import APIError, PredictionError, PredictionFailed, WavenbError
+from wavenb.core.models import Video
+from wavenb.core.protocol import MAX_PROMPT_CHARS
+from wavenb.studio.image import SourceImage
+from wavenb.core.types import ASPECT_RATIOS, OUTPUT_SIZES, PRICE_PER_VIDEO, AspectRatio
+from wavenb.ui.tasks import STATUS_COLORS
 
 __all__ = [
     "EXAMPLE_PROMPTS",

@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 import httpx
 import stamina
 
-from . import _protocol as protocol
-from ._config import Secret, Settings, outputs_dir, resolve
-from ._exceptions import (
+from wavenb.core import protocol as protocol
+from wavenb.core.config import Secret, Settings, outputs_dir, resolve
+from wavenb.core.errors import (
     APIError,
     BudgetExceeded,
     InputError,
@@ -45,11 +45,11 @@ from ._exceptions import (
     TransportError,
     WavenbError,
 )
-from ._images import ImageInput, PreparedImage, prepare_image
-from ._journal import Journal, JournalRow, request_hash, sha256_file
-from ._models import Event, Prediction, Status, Timeline, Video
-from ._polling import REAL_API, SANDBOX, TESTING, DurationStats, PollPolicy
-from ._types import MODEL_ID, PRICE_PER_VIDEO, AspectRatio
+from wavenb.core.images import ImageInput, PreparedImage, prepare_image
+from wavenb.journal.store import Journal, JournalRow, request_hash, sha256_file
+from wavenb.core.models import Event, Prediction, Status, Timeline, Video
+from wavenb.core.polling import REAL_API, SANDBOX, TESTING, DurationStats, PollPolicy
+from wavenb.core.types import MODEL_ID, PRICE_PER_VIDEO, AspectRatio
 
 __all__ = ["AsyncClient", "ProgressCallback", "Resumed", "Update", "set_testing"]
 
@@ -873,7 +873,7 @@ _apps: dict[str, Any] = {}
 def _sandbox_app(speed: Literal["instant", "fast", "realistic"]) -> Any:  # noqa: ANN401
     if speed not in _apps:
         try:
-            from .sandbox import SandboxConfig, create_app  # noqa: PLC0415  (heavy, optional)
+            from wavenb.sandbox import SandboxConfig, create_app  # noqa: PLC0415  (heavy, optional)
         except ImportError as error:
             raise WavenbError(
                 "the embedded sandbox needs the 'sandbox' extra: pip install 'wavenb[sandbox]' "

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, cast
 
-from ._exceptions import (
+from wavenb.core.errors import (
     APIError,
     AuthenticationError,
     InputError,
@@ -27,8 +27,8 @@ from ._exceptions import (
     RateLimitError,
     ServerError,
 )
-from ._models import Prediction, Status
-from ._types import ASPECT_RATIOS, MODEL_ID, AspectRatio
+from wavenb.core.models import Prediction, Status
+from wavenb.core.types import ASPECT_RATIOS, MODEL_ID, AspectRatio
 
 __all__ = [
     "ENHANCER_PATH",

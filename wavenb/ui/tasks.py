@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar
 
-from ._exceptions import WavenbError
+from wavenb.core.errors import WavenbError
 
 __all__ = ["STATUS_COLORS", "guarded", "spawn"]
 

@@ -221,7 +221,7 @@ class Video:
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, Any]:
         plain = {"text/plain": f"<Video {self._label()} path={self.path}>"}
         if self.path is not None and self.path.exists():
-            from ._display import video_widget  # noqa: PLC0415  (ipywidgets is heavy: lazy)
+            from wavenb.ui.display import video_widget  # noqa: PLC0415  (ipywidgets is heavy: lazy)
 
             bundle: dict[str, Any] = video_widget(
                 self.path, self._label(), self.sandbox

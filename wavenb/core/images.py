@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeAlias
 from urllib.parse import urlsplit
 
-from ._exceptions import InputError
+from wavenb.core.errors import InputError
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

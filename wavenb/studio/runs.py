@@ -20,12 +20,12 @@ from typing import Final
 
 import ipywidgets as widgets
 
-from ._client import Update
-from ._models import Video
-from ._studio_html import chip, progress_text, seconds
-from ._studio_image import SourceImage, thumbnail
-from ._timeline import plot_timeline
-from ._types import AspectRatio
+from wavenb.client.async_client import Update
+from wavenb.core.models import Video
+from wavenb.studio.html import chip, progress_text, seconds
+from wavenb.studio.image import SourceImage, thumbnail
+from wavenb.ui.timeline import plot_timeline
+from wavenb.core.types import AspectRatio
 
 __all__ = [
     "CANCELLED",

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ._client import ProgressCallback, Resumed
-from ._journal import Journal, JournalRow, format_table, to_pandas
-from ._sync import Client
+from wavenb.client.async_client import ProgressCallback, Resumed
+from wavenb.journal.store import Journal, JournalRow, format_table, to_pandas
+from wavenb.client.sync import Client
 
 __all__ = ["History", "history", "resume", "spent"]
 

@@ -22,9 +22,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from ._exceptions import InputError
-from ._images import ImageInput, prepare_image
-from ._types import ASPECT_RATIOS, AspectRatio
+from wavenb.core.errors import InputError
+from wavenb.core.images import ImageInput, prepare_image
+from wavenb.core.types import ASPECT_RATIOS, AspectRatio
 
 __all__ = [
     "CHECK_TIMEOUT",

@@ -62,7 +62,7 @@ def resolve(api_key: str | None, base_url: str | None, sandbox_speed: str | None
     """Settle the key, the server and the sandbox speed from arguments and environment."""
     key = (api_key or os.environ.get("WAVESPEED_API_KEY") or "").strip() or None
     if key is not None and any(c.isspace() or not c.isprintable() for c in key):
-        from ._exceptions import InputError  # noqa: PLC0415
+        from wavenb.core.errors import InputError  # noqa: PLC0415
 
         # Never quote the key: this message may end up in a log or a notebook.
         raise InputError(
@@ -71,7 +71,7 @@ def resolve(api_key: str | None, base_url: str | None, sandbox_speed: str | None
     url = base_url or os.environ.get("WAVENB_BASE_URL") or os.environ.get("WAVESPEED_BASE_URL")
     speed = sandbox_speed or os.environ.get("WAVENB_SANDBOX_SPEED") or "fast"
     if speed not in SPEEDS:
-        from ._exceptions import InputError  # noqa: PLC0415
+        from wavenb.core.errors import InputError  # noqa: PLC0415
 
         raise InputError(f"sandbox speed must be one of {', '.join(SPEEDS)}; got {speed!r}")
     # The embedded sandbox's own address (as journal rows record it) means the embedded sandbox.

@@ -59,8 +59,8 @@ from itertools import combinations, product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar, cast
 
-from . import _protocol as protocol
-from ._exceptions import (
+from wavenb.core import protocol as protocol
+from wavenb.core.errors import (
     BudgetExceeded,
     InputError,
     NotFoundError,
@@ -68,15 +68,15 @@ from ._exceptions import (
     RateLimitError,
     WavenbError,
 )
-from ._images import ImageInput, PreparedImage, prepare_image
-from ._journal import JournalRow, request_hash
-from ._models import Prediction, Status
-from ._types import MODEL_ID, AspectRatio
-from ._ui import spawn
+from wavenb.core.images import ImageInput, PreparedImage, prepare_image
+from wavenb.journal.store import JournalRow, request_hash
+from wavenb.core.models import Prediction, Status
+from wavenb.core.types import MODEL_ID, AspectRatio
+from wavenb.ui.tasks import spawn
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient, Update
-    from ._compare_widget import CompareGrid, Pairwise
+    from wavenb.client.async_client import AsyncClient, Update
+    from wavenb.compare.widget import CompareGrid, Pairwise
 
 __all__ = [
     "ROW_FIELDS",
@@ -774,7 +774,7 @@ class Comparison:
     def client(self) -> AsyncClient:
         """The ``AsyncClient`` cells run through (made on first use for a loaded comparison)."""
         if self._client is None:
-            from ._client import AsyncClient  # noqa: PLC0415  (a loaded comparison may need none)
+            from wavenb.client.async_client import AsyncClient  # noqa: PLC0415  (a loaded comparison may need none)
 
             self._client = AsyncClient()
         return self._client
@@ -1182,7 +1182,7 @@ class Comparison:
         Pairs differ in the prompt only; order and sides are random but fixed by ``seed``.
         Each choice is a ``Vote`` (``cmp.votes``) and counts in ``summary()``.
         """
-        from ._compare_widget import Pairwise  # noqa: PLC0415  (ipywidgets is heavy: lazy)
+        from wavenb.compare.widget import Pairwise  # noqa: PLC0415  (ipywidgets is heavy: lazy)
 
         return Pairwise(self, seed=seed)
 
@@ -1192,7 +1192,7 @@ class Comparison:
     def widget(self) -> CompareGrid:
         """The live grid (made on first use; displaying the comparison shows it)."""
         if self._widget is None:
-            from ._compare_widget import CompareGrid  # noqa: PLC0415  (ipywidgets is heavy)
+            from wavenb.compare.widget import CompareGrid  # noqa: PLC0415  (ipywidgets is heavy)
 
             self._widget = CompareGrid(self)
         return self._widget
@@ -1216,7 +1216,7 @@ class Comparison:
         The report opens in any browser with no kernel (videos by relative path). Cells
         without a video are saved as they are (status, error). Returns the folder.
         """
-        from ._report import write_report  # noqa: PLC0415  (only saving needs it)
+        from wavenb.compare.report import write_report  # noqa: PLC0415  (only saving needs it)
 
         target = Path(directory).expanduser()
         (target / "videos").mkdir(parents=True, exist_ok=True)
@@ -1317,7 +1317,7 @@ def compare(
     design = build_design(image, prompts, aspect_ratios, repeats)
     throttle = Throttle(concurrency)  # checks the number before anything else happens
     if client is None:
-        from ._client import AsyncClient  # noqa: PLC0415  (import cycle: _client is heavy)
+        from wavenb.client.async_client import AsyncClient  # noqa: PLC0415  (import cycle: _client is heavy)
 
         client = AsyncClient()
     cells = design.cells(model=MODEL_ID, base_url=client.base_url)

@@ -26,13 +26,13 @@ from typing import Any, ParamSpec, TypeVar
 import ipywidgets as widgets
 import traitlets
 
-from . import _protocol as protocol
-from ._client import AsyncClient, Resumed, Update
-from ._exceptions import InputError, PredictionFailed, PredictionTimeout, WavenbError
-from ._images import ImageInput
-from ._journal import JournalRow
-from ._models import Prediction, Video
-from ._studio_html import (
+from wavenb.core import protocol as protocol
+from wavenb.client.async_client import AsyncClient, Resumed, Update
+from wavenb.core.errors import InputError, PredictionFailed, PredictionTimeout, WavenbError
+from wavenb.core.images import ImageInput
+from wavenb.journal.store import JournalRow
+from wavenb.core.models import Prediction, Video
+from wavenb.studio.html import (
     char_count,
     chip,
     describe_error,
@@ -48,11 +48,11 @@ from ._studio_html import (
     video_caption,
     word_diff,
 )
-from ._studio_image import SourceImage, check_image_url, from_upload, load_image
-from ._studio_layout import Controls, arrange, hide, show
-from ._studio_runs import TIMED_OUT, HistoryRow, Run, RunProgress
-from ._types import AspectRatio
-from ._ui import guarded, spawn
+from wavenb.studio.image import SourceImage, check_image_url, from_upload, load_image
+from wavenb.studio.layout import Controls, arrange, hide, show
+from wavenb.studio.runs import TIMED_OUT, HistoryRow, Run, RunProgress
+from wavenb.core.types import AspectRatio
+from wavenb.ui.tasks import guarded, spawn
 
 __all__ = ["Studio"]
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from ._exceptions import PredictionError
-from ._models import Prediction, Status, Timeline, Video
+from wavenb.core.errors import PredictionError
+from wavenb.core.models import Prediction, Status, Timeline, Video
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec
 import ipywidgets as widgets
 import traitlets
 
-from ._display import SANDBOX_BADGE
-from ._models import Timeline
-from ._report import (
+from wavenb.ui.display import SANDBOX_BADGE
+from wavenb.core.models import Timeline
+from wavenb.compare.report import (
     PLAYBACK_CSS,
     PLAYBACK_JS,
     column_label,
@@ -40,10 +40,10 @@ from ._report import (
     ratio_label,
     status_chip,
 )
-from ._ui import guarded
+from wavenb.ui.tasks import guarded
 
 if TYPE_CHECKING:
-    from ._compare import CellRun, Comparison, ImageFactor, Winner
+    from wavenb.compare.comparison import CellRun, Comparison, ImageFactor, Winner
 
 __all__ = ["CellView", "CompareGrid", "Pairwise", "playback_controls", "timeline_png"]
 
@@ -522,7 +522,7 @@ def timeline_png(timeline: Timeline, *, title: str | None = None) -> bytes:
     Raises:
         ImportError: matplotlib is not installed (``pip install 'wavenb[plot]'``).
     """
-    from ._timeline import plot_timeline  # noqa: PLC0415  (pulls in the optional matplotlib)
+    from wavenb.ui.timeline import plot_timeline  # noqa: PLC0415  (pulls in the optional matplotlib)
 
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._models import Prediction
+    from wavenb.core.models import Prediction
 
 __all__ = [
     "APIError",

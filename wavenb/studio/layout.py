@@ -11,9 +11,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._studio_html import EXAMPLE_PROMPTS, STYLE, ratio_options
-from ._studio_image import UPLOAD_LIMIT
-from ._studio_runs import TimelineToggle
+from wavenb.studio.html import EXAMPLE_PROMPTS, STYLE, ratio_options
+from wavenb.studio.image import UPLOAD_LIMIT
+from wavenb.studio.runs import TimelineToggle
 
 __all__ = ["Controls", "arrange", "hide", "show"]
 

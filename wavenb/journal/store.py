@@ -48,9 +48,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
-from ._config import data_dir
-from ._exceptions import WavenbError
-from ._models import Prediction, Status
+from wavenb.core.config import data_dir
+from wavenb.core.errors import WavenbError
+from wavenb.core.models import Prediction, Status
 
 __all__ = [
     "Journal",

@@ -1,0 +1,1 @@
+"""The ``wavenb`` command line."""

@@ -1,0 +1,1 @@
+"""The public clients: ``AsyncClient`` and the blocking ``Client``."""

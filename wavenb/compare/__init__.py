@@ -1,0 +1,1 @@
+"""Prompt A/B comparisons: design, run, judge, measure, report."""

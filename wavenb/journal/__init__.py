@@ -1,0 +1,1 @@
+"""The journal: the SQLite record of every paid submission (see ``store``)."""

@@ -1,0 +1,1 @@
+"""Shared pieces of the notebook views: task spawning, formatting, static assets."""
