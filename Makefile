@@ -1,6 +1,8 @@
 # Every target bootstraps .venv from nothing (python3 -m venv + pip), then acts.
 # make demo   render a video from a sample image on the embedded sandbox
-# make test   the whole test suite, offline (installs Debian's chromium for the browser test)
+# make test   lint (ruff), types (mypy strict) and the whole test suite, offline (installs
+#             Debian's chromium for the browser tests); what CI runs
+# make test-fast  the inner loop: no browser, no chaos soak, no notebooks (under 2 min)
 # make lab    JupyterLab on notebooks/
 # make check  ruff + mypy
 # make bench  wavenb vs the official SDK vs a naive loop on the served sandbox (~15 min on 2
@@ -15,7 +17,7 @@ DEMO_IMAGE ?= notebooks/assets/animal-chelsea.jpg
 DEMO_PROMPT ?= Gentle camera pan to the right, revealing more of the scene
 DEMO_OUT ?= out/demo.mp4
 
-.PHONY: demo test lab check clean browser bench
+.PHONY: demo test test-fast lint lab check clean browser bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +26,10 @@ $(VENV)/.sandbox: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[sandbox]'
 	touch $@
 
+# pip >= 25.1 reads [dependency-groups] (the dev tools: ruff, mypy).
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[test]'
+	$(PIP) 'pip>=25.1'
+	$(PIP) -e '.[test]' --group dev
 	touch $@
 
 $(VENV)/.lab: pyproject.toml | $(BIN)/python
@@ -41,18 +45,24 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "make test: chromium missing and not root; the browser test will be skipped"; fi; }
 
-test: $(VENV)/.test browser
-	$(BIN)/python -m pytest
-
-check: $(VENV)/.test
-	$(BIN)/ruff check wavenb tests
+lint: $(VENV)/.test
+	$(BIN)/ruff check wavenb tests bench
 	$(BIN)/mypy
+
+test: lint browser
+	$(BIN)/python -m pytest --hypothesis-profile=ci
+
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -m "not browser and not slow" --hypothesis-profile=ci -q
+
+check: lint
 
 bench: $(VENV)/.sandbox
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+# As root (containers, CI images) Jupyter refuses to start without --allow-root.
 lab: $(VENV)/.lab
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache bench/.deps bench/.work

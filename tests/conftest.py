@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 from PIL import Image
 
 from wavenb.client.async_client import AsyncClient
@@ -31,6 +32,10 @@ __all__ = [
     "serve_sandbox",
     "widget_states",
 ]
+
+# CI runs `pytest --hypothesis-profile=ci`: the same examples on every run, so a red build is
+# reproducible and a green one is not luck. Locally the default profile keeps exploring.
+settings.register_profile("ci", derandomize=True, print_blob=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "notebooks" / "assets"

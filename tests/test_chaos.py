@@ -318,6 +318,7 @@ def check_resume(soak: Soak) -> int:
     return len(finished)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("real_waits")
 async def test_chaos_soak_loses_nothing_pays_once_and_keeps_every_byte(
     tmp_path: Path, retries: Counter[str], capsys: pytest.CaptureFixture[str]

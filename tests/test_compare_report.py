@@ -21,9 +21,9 @@ from tests.conftest import API, ASSETS, CANARY_KEY, CHROMIUM, CHROMIUM_ARGS
 from wavenb import InputError, PollPolicy
 from wavenb.client.async_client import AsyncClient
 from wavenb.compare.comparison import Comparison, compare
+from wavenb.compare.report import highlight_changes, render_report
 from wavenb.compare.widget import PLAYBACK_ESM
 from wavenb.journal.store import Journal
-from wavenb.compare.report import highlight_changes, render_report
 from wavenb.sandbox import SandboxConfig, create_app
 
 WALK = "The model walks forward slowly"

@@ -38,8 +38,8 @@ from wavenb import (
     Status,
     SubmissionUncertain,
 )
-from wavenb.core import protocol
 from wavenb.cli.main import main
+from wavenb.core import protocol
 from wavenb.sandbox import SandboxConfig, create_app
 from wavenb.sandbox._faults import FAILURE_MESSAGE, FaultPlan, Scripted, route_of
 

@@ -42,8 +42,8 @@ from wavenb import (
     Video,
     WavenbError,
 )
-from wavenb.journal.store import Journal
 from wavenb.core.protocol import MAX_RETRY_AFTER, parse_envelope, parse_retry_after
+from wavenb.journal.store import Journal
 
 HANG = 10.0
 """Seconds one example may take before it counts as a hang."""

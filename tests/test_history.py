@@ -191,6 +191,7 @@ def test_history_cli_lists_rows_and_spend(sandbox_app, tmp_path, capsys):
     assert wavenb.history(status="failed") == []
 
 
+@pytest.mark.slow
 def test_kill_mid_poll_then_resume_in_a_new_process(tmp_path):
     """A batch is killed with SIGKILL while polling; `wavenb resume` finishes it, no resubmits."""
     config = SandboxConfig(speed="instant", duration=1.0)

@@ -22,6 +22,8 @@ import pytest
 from tests.conftest import CANARY_KEY, ROOT
 from wavenb.core.config import SANDBOX_BASE_URL
 from wavenb.core.errors import WavenbError
+from wavenb.core.models import Prediction, Status
+from wavenb.core.types import MODEL_ID, PRICE_PER_VIDEO
 from wavenb.journal.store import (
     RETENTION,
     STALE_SUBMIT,
@@ -32,8 +34,6 @@ from wavenb.journal.store import (
     sha256_file,
     to_pandas,
 )
-from wavenb.core.models import Prediction, Status
-from wavenb.core.types import MODEL_ID, PRICE_PER_VIDEO
 
 API = "https://api.wavespeed.ai"
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -40,6 +40,7 @@ def kernel_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("WAVENB_SANDBOX_SPEED", "instant")
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("kernel_env")
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_notebook_runs_headless(path: Path) -> None:

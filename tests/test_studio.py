@@ -20,10 +20,10 @@ import wavenb
 from tests.conftest import API, CANARY_KEY, PID, png_bytes, prediction, widget_states
 from wavenb import AsyncClient, InputError, Status, SubmissionUncertain
 from wavenb.core.models import Prediction, Video
-from wavenb.studio.widget import Studio
 from wavenb.studio.html import video_caption, word_diff
 from wavenb.studio.image import UPLOAD_LIMIT, check_image_url, closest_ratio
 from wavenb.studio.runs import CANCELLED, HistoryRow
+from wavenb.studio.widget import Studio
 
 CDN = "https://cdn.example.net"
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)

@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 
 import wavenb
 from wavenb import Event, Prediction, PredictionFailed, Status, Timeline, Video
+from wavenb.testing import Sandbox
 from wavenb.ui.timeline import (
     CHECKS_GID,
     COMPLETED,
@@ -29,7 +30,6 @@ from wavenb.ui.timeline import (
     SUBMIT_GID,
     plot_timeline,
 )
-from wavenb.testing import Sandbox
 
 T0 = datetime(2025, 9, 29, 23, 9, 43, tzinfo=UTC)
 

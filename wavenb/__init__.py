@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 
 from wavenb.client.async_client import AsyncClient, ProgressCallback, Resumed, Update, set_testing
+from wavenb.client.history import History, history, resume, spent, unresolved
+from wavenb.client.sync import Client, generate
 from wavenb.core.errors import (
     APIError,
     AuthenticationError,
@@ -28,12 +30,10 @@ from wavenb.core.errors import (
     TransportError,
     WavenbError,
 )
-from wavenb.client.history import History, history, resume, spent, unresolved
-from wavenb.journal.store import JournalRow
 from wavenb.core.models import Event, Prediction, Status, Timeline, Video
 from wavenb.core.polling import PollPolicy
-from wavenb.client.sync import Client, generate
 from wavenb.core.types import ASPECT_RATIOS, MODEL_ID, OUTPUT_SIZES, AspectRatio
+from wavenb.journal.store import JournalRow
 
 __version__ = "0.1.0"
 

@@ -96,9 +96,9 @@ import pytest
 
 from wavenb.client import async_client as _client
 from wavenb.client.async_client import AsyncClient, set_testing
+from wavenb.client.sync import Client
 from wavenb.core.config import DEFAULT_BASE_URL, SANDBOX_KEY
 from wavenb.core.polling import SANDBOX
-from wavenb.client.sync import Client
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from wavenb.client.async_client import AsyncClient, Update
+from wavenb.client.history import history, resume, spent, unresolved
 from wavenb.core.errors import (
     AuthenticationError,
     BudgetExceeded,
@@ -27,10 +28,9 @@ from wavenb.core.errors import (
     SubmissionUncertain,
     WavenbError,
 )
-from wavenb.client.history import history, resume, spent, unresolved
-from wavenb.journal.store import format_table
 from wavenb.core.models import Video
 from wavenb.core.types import ASPECT_RATIOS
+from wavenb.journal.store import format_table
 
 __all__ = ["main"]
 

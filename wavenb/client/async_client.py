@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import stamina
 
-from wavenb.core import protocol as protocol
+from wavenb.core import protocol
 from wavenb.core.config import Secret, Settings, outputs_dir, resolve
 from wavenb.core.errors import (
     APIError,
@@ -46,10 +46,10 @@ from wavenb.core.errors import (
     WavenbError,
 )
 from wavenb.core.images import ImageInput, PreparedImage, prepare_image
-from wavenb.journal.store import Journal, JournalRow, request_hash, sha256_file
 from wavenb.core.models import Event, Prediction, Status, Timeline, Video
 from wavenb.core.polling import REAL_API, SANDBOX, TESTING, DurationStats, PollPolicy
 from wavenb.core.types import MODEL_ID, PRICE_PER_VIDEO, AspectRatio
+from wavenb.journal.store import Journal, JournalRow, request_hash, sha256_file
 
 __all__ = ["AsyncClient", "ProgressCallback", "Resumed", "Update", "set_testing"]
 

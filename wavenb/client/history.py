@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from wavenb.client.async_client import ProgressCallback, Resumed
-from wavenb.journal.store import Journal, JournalRow, format_table, to_pandas
 from wavenb.client.sync import Client
+from wavenb.journal.store import Journal, JournalRow, format_table, to_pandas
 
 __all__ = ["History", "history", "resume", "spent"]
 

@@ -27,10 +27,10 @@ import httpx
 
 from wavenb.client.async_client import AsyncClient
 from wavenb.core.images import ImageInput
-from wavenb.journal.store import Journal
 from wavenb.core.models import Video
 from wavenb.core.polling import PollPolicy
 from wavenb.core.types import AspectRatio
+from wavenb.journal.store import Journal
 
 __all__ = ["Client", "generate"]
 

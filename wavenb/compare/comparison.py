@@ -59,7 +59,7 @@ from itertools import combinations, product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar, cast
 
-from wavenb.core import protocol as protocol
+from wavenb.core import protocol
 from wavenb.core.errors import (
     BudgetExceeded,
     InputError,
@@ -69,9 +69,9 @@ from wavenb.core.errors import (
     WavenbError,
 )
 from wavenb.core.images import ImageInput, PreparedImage, prepare_image
-from wavenb.journal.store import JournalRow, request_hash
 from wavenb.core.models import Prediction, Status
 from wavenb.core.types import MODEL_ID, AspectRatio
+from wavenb.journal.store import JournalRow, request_hash
 from wavenb.ui.tasks import spawn
 
 if TYPE_CHECKING:

@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec
 import ipywidgets as widgets
 import traitlets
 
-from wavenb.ui.display import SANDBOX_BADGE
-from wavenb.core.models import Timeline
 from wavenb.compare.report import (
     PLAYBACK_CSS,
     PLAYBACK_JS,
@@ -40,6 +38,8 @@ from wavenb.compare.report import (
     ratio_label,
     status_chip,
 )
+from wavenb.core.models import Timeline
+from wavenb.ui.display import SANDBOX_BADGE
 from wavenb.ui.tasks import guarded
 
 if TYPE_CHECKING:

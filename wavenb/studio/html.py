@@ -14,12 +14,12 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Final
 
-from wavenb.ui.display import SANDBOX_BADGE
 from wavenb.core.errors import APIError, PredictionError, PredictionFailed, WavenbError
 from wavenb.core.models import Video
 from wavenb.core.protocol import MAX_PROMPT_CHARS
-from wavenb.studio.image import SourceImage
 from wavenb.core.types import ASPECT_RATIOS, OUTPUT_SIZES, PRICE_PER_VIDEO, AspectRatio
+from wavenb.studio.image import SourceImage
+from wavenb.ui.display import SANDBOX_BADGE
 from wavenb.ui.tasks import STATUS_COLORS
 
 __all__ = [

@@ -22,10 +22,10 @@ import ipywidgets as widgets
 
 from wavenb.client.async_client import Update
 from wavenb.core.models import Video
+from wavenb.core.types import AspectRatio
 from wavenb.studio.html import chip, progress_text, seconds
 from wavenb.studio.image import SourceImage, thumbnail
 from wavenb.ui.timeline import plot_timeline
-from wavenb.core.types import AspectRatio
 
 __all__ = [
     "CANCELLED",

@@ -26,12 +26,13 @@ from typing import Any, ParamSpec, TypeVar
 import ipywidgets as widgets
 import traitlets
 
-from wavenb.core import protocol as protocol
 from wavenb.client.async_client import AsyncClient, Resumed, Update
+from wavenb.core import protocol
 from wavenb.core.errors import InputError, PredictionFailed, PredictionTimeout, WavenbError
 from wavenb.core.images import ImageInput
-from wavenb.journal.store import JournalRow
 from wavenb.core.models import Prediction, Video
+from wavenb.core.types import AspectRatio
+from wavenb.journal.store import JournalRow
 from wavenb.studio.html import (
     char_count,
     chip,
@@ -51,7 +52,6 @@ from wavenb.studio.html import (
 from wavenb.studio.image import SourceImage, check_image_url, from_upload, load_image
 from wavenb.studio.layout import Controls, arrange, hide, show
 from wavenb.studio.runs import TIMED_OUT, HistoryRow, Run, RunProgress
-from wavenb.core.types import AspectRatio
 from wavenb.ui.tasks import guarded, spawn
 
 __all__ = ["Studio"]
