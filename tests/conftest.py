@@ -25,6 +25,7 @@ __all__ = [
     "CASSETTES",
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "MP4",
     "PID",
     "ROOT",
     "png_bytes",
@@ -43,6 +44,13 @@ CASSETTES = ROOT / "cassettes"
 API = "https://api.wavespeed.ai"
 CANARY_KEY = "wsk-canary-0123456789abcdef"
 """A fake key that tests pass around; no output anywhere may contain it."""
+MP4 = (
+    b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41"  # ftyp, 24 bytes
+    + b"\x00\x00\x00\x10moov" + b"\x00" * 8  # an (empty) index
+    + b"\x00\x00\x13\x90mdat" + b"\x07" * 5000  # media data
+)
+"""A structurally whole MP4 (ISO-BMFF boxes ftyp, moov, mdat): what downloads are checked for.
+It does not decode; tests of transport and bookkeeping need no pixels."""
 PID = "0123456789abcdef0123456789abcdef"
 """The task id of scripted API answers."""
 CHROMIUM = Path("/usr/bin/chromium")

@@ -53,7 +53,7 @@ from wavenb import (
     Video,
     WavenbError,
 )
-from wavenb.journal.store import JournalRow, sha256_file
+from wavenb.journal.rows import JournalRow, sha256_file
 from wavenb.sandbox import SandboxConfig
 from wavenb.sandbox._app import request_digest
 from wavenb.sandbox._faults import FAILURE_MESSAGE, FaultPlan, Scripted

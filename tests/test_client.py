@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import API, CANARY_KEY, PID, png_bytes, prediction
+from tests.conftest import API, CANARY_KEY, MP4, PID, png_bytes, prediction
 from wavenb import (
     AsyncClient,
     AuthenticationError,
@@ -58,6 +58,10 @@ class FakeAPI:
             return answer
         return httpx.Response(200, json=answer)
 
+    def calls(self, route: str) -> list[httpx.Request]:
+        """The requests made to ``route`` ("METHOD /path"), in order."""
+        return [r for r in self.requests if f"{r.method} {r.url.path}" == route]
+
     def count(self, method: str, path: str) -> int:
         return sum(1 for r in self.requests if r.method == method and r.url.path == path)
 
@@ -77,7 +81,7 @@ async def test_submit_sends_documented_body_with_bearer(tmp_path):
         result = await client.submit(
             "https://img.example/cat.jpg", "Camera slowly zooms in", "9:16"
         )
-    request = api.requests[0]
+    (request,) = api.calls(SUBMIT)
     assert request.headers["authorization"] == f"Bearer {CANARY_KEY}"
     assert json.loads(request.content) == {
         "prompt": "Camera slowly zooms in",
@@ -101,12 +105,13 @@ async def test_local_image_is_uploaded_first(tmp_path, portrait):
     api = FakeAPI({UPLOAD: [upload], SUBMIT: [prediction()]})
     async with client_for(api, tmp_path) as client:
         await client.submit(portrait, "zoom in")
-    assert [r.url.path for r in api.requests] == [
+    # The price is quoted first (404 here: the list price is used), then upload, then submit.
+    assert [r.url.path for r in api.requests if "/model/" not in r.url.path] == [
         "/api/v3/media/upload/binary",
         "/api/v3/runwayml/gen4-turbo",
     ]
-    assert b'name="file"; filename="portrait-astronaut.jpg"' in api.requests[0].content
-    assert json.loads(api.requests[1].content)["image"] == f"{CDN}/media/p.jpg"
+    assert b'name="file"; filename="portrait-astronaut.jpg"' in api.calls(UPLOAD)[0].content
+    assert json.loads(api.calls(SUBMIT)[0].content)["image"] == f"{CDN}/media/p.jpg"
 
 
 @pytest.mark.parametrize(
@@ -194,7 +199,7 @@ async def test_result_check_gives_up_with_the_last_error(tmp_path):
     async with client_for(api, tmp_path) as client:
         with pytest.raises(ServerError, match="down"):
             await client.get(PID)
-    assert len(api.requests) == 5  # set_testing: 5 attempts, no waiting
+    assert len(api.requests) == 6  # production's 6 attempts (tests skip only the back-off waits)
 
 
 async def test_wait_reports_each_check_and_returns_completed(tmp_path):
@@ -205,7 +210,7 @@ async def test_wait_reports_each_check_and_returns_completed(tmp_path):
     assert done.status is Status.COMPLETED and done.inference_ms == 4000
     assert [u.prediction.status.value for u in updates] == ["created", "processing", "completed"]
     assert updates[-1].next_check is None
-    assert [u.checks for u in updates] == [0, 1, 2]
+    assert [u.checks for u in updates] == [1, 2, 3]  # every result request counts
 
 
 async def test_async_on_update_is_awaited(tmp_path):
@@ -247,12 +252,12 @@ async def test_unknown_status_keeps_waiting(tmp_path):
 async def test_completed_without_outputs_is_a_failure(tmp_path):
     api = FakeAPI({RESULT: [prediction("completed", outputs=None)]})
     async with client_for(api, tmp_path) as client:
-        with pytest.raises(PredictionFailed, match="without outputs"):
+        with pytest.raises(PredictionFailed, match="completed without an output"):
             await client.wait(PID)
 
 
 async def test_download_streams_to_disk_without_sending_the_key(tmp_path):
-    mp4 = b"\x00\x00\x00\x18ftypmp42" + b"x" * 5000
+    mp4 = MP4
     api = FakeAPI(
         {RESULT: [COMPLETED], f"GET /predictions/{PID}/1.mp4": [httpx.Response(200, content=mp4)]}
     )
@@ -279,12 +284,12 @@ async def test_generate_is_submit_wait_download(tmp_path):
         {
             SUBMIT: [prediction()],
             RESULT: [prediction("processing"), COMPLETED],
-            f"GET /predictions/{PID}/1.mp4": [httpx.Response(200, content=b"mp4")],
+            f"GET /predictions/{PID}/1.mp4": [httpx.Response(200, content=MP4)],
         }
     )
     async with client_for(api, tmp_path) as client:
         video = await client.generate("https://x/a.jpg", "zoom in", output=tmp_path / "v.mp4")
-    assert video.path == tmp_path / "v.mp4" and video.path.read_bytes() == b"mp4"
+    assert video.path == tmp_path / "v.mp4" and video.path.read_bytes() == MP4
     assert video.id == PID and video.url.endswith("/1.mp4")
 
 
@@ -329,7 +334,7 @@ def test_reprs_never_show_the_key(tmp_path):
     )
     with client:
         text = (
-            repr(client) + repr(client.aio) + repr(vars(client.aio)) + str(client.aio._http.headers)
+            repr(client) + repr(client.aio) + repr(vars(client.aio)) + str(client.aio.session.http._client.headers)
         )
     assert CANARY_KEY not in text
     assert client.backend == "api" and client.price_per_video == 0.5

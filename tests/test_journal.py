@@ -24,16 +24,9 @@ from wavenb.core.config import SANDBOX_BASE_URL
 from wavenb.core.errors import WavenbError
 from wavenb.core.models import Prediction, Status
 from wavenb.core.types import MODEL_ID, PRICE_PER_VIDEO
-from wavenb.journal.store import (
-    RETENTION,
-    STALE_SUBMIT,
-    Journal,
-    JournalRow,
-    format_table,
-    request_hash,
-    sha256_file,
-    to_pandas,
-)
+from wavenb.journal.rows import JournalRow, format_table, request_hash, sha256_file, to_pandas
+from wavenb.journal.schema import SCHEMA_VERSION
+from wavenb.journal.store import RETENTION, STALE_SUBMIT, Journal
 
 API = "https://api.wavespeed.ai"
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -155,7 +148,7 @@ def test_default_path_is_in_wavenb_home(tmp_path: Path) -> None:
 def test_file_is_in_wal_mode_with_schema_version_and_indexes(journal: Journal) -> None:
     db = sqlite3.connect(journal.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     indexed = {
         row[0] for row in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index'") if row[0]
     }
@@ -760,7 +753,7 @@ def test_as_dict_is_plain_json(journal: Journal, clock: Clock) -> None:
 
 def test_format_table_shows_ids_status_and_cost(history: Journal) -> None:
     lines = format_table(history.rows()).splitlines()
-    assert lines[0].split() == ["submitted", "(local)", "id", "status", "ratio", "cost", "prompt"]
+    assert lines[0].split() == ["submitted", "(local)", "id", "phase", "ratio", "cost", "prompt"]
     assert len(lines) == 5
     assert "ccc333" in lines[2]
     assert "processing" in lines[2]
@@ -786,7 +779,7 @@ def test_to_pandas_asks_for_pandas_when_missing(
     history: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(ImportError, match="pip install pandas"):
+    with pytest.raises(ImportError, match=r"pip install 'wavenb\[pandas\]'"):
         to_pandas(history.rows())
 
 

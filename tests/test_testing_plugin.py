@@ -139,7 +139,7 @@ def test_the_users_key_never_reaches_a_test(
         f"""
         import os
         import wavenb
-        from wavenb.client import async_client as _client
+        from wavenb.core import runtime
 
         def test_isolated(wavenb_offline, tmp_path):
             assert "WAVESPEED_API_KEY" not in os.environ
@@ -147,11 +147,11 @@ def test_the_users_key_never_reaches_a_test(
             assert wavenb_offline == tmp_path / "wavenb-home"
             assert os.environ["WAVENB_HOME"] == str(wavenb_offline)
             assert wavenb.AsyncClient().backend == "sandbox"
-            assert _client._testing
+            assert runtime.current().scale == 0.01  # a fresh, scaled runtime for this test
 
         def test_restored_afterwards():
             assert os.environ["WAVESPEED_API_KEY"] == "{SECRET}"
-            assert not _client._testing
+            assert runtime.current().scale == 1.0
         """
     )
     result = run(project)

@@ -4,22 +4,28 @@
     >>> video = wavenb.generate("cat.jpg", "Camera slowly zooms in")   # doctest: +SKIP
 
 With no ``WAVESPEED_API_KEY`` everything runs on the local sandbox: free, offline, labelled.
+``pip install wavenb`` gives the client, the CLI and the journal; the Studio and the comparison
+grid need ``pip install 'wavenb[notebook]'``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+from typing import TYPE_CHECKING, Final
 
-from wavenb.client.async_client import AsyncClient, ProgressCallback, Resumed, Update, set_testing
+from wavenb.client.async_client import AsyncClient, ProgressCallback, Resumed, Update
 from wavenb.client.history import History, history, resume, spent, unresolved
 from wavenb.client.sync import Client, generate
 from wavenb.core.errors import (
     APIError,
     AuthenticationError,
     BudgetExceeded,
+    DownloadError,
     InputError,
     InsufficientCreditsError,
     InvalidRequestError,
+    JournalError,
     NotFoundError,
     PredictionError,
     PredictionFailed,
@@ -31,11 +37,20 @@ from wavenb.core.errors import (
     WavenbError,
 )
 from wavenb.core.models import Event, Prediction, Status, Timeline, Video
+from wavenb.core.phase import Phase
 from wavenb.core.polling import PollPolicy
+from wavenb.core.runtime import Runtime, set_testing
 from wavenb.core.types import ASPECT_RATIOS, MODEL_ID, OUTPUT_SIZES, AspectRatio
-from wavenb.journal.store import JournalRow
+from wavenb.core.version import VERSION
+from wavenb.jobs.job import Job
+from wavenb.journal.rows import JournalRow
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # the lazily loaded names, for type checkers and IDEs
+    from wavenb.compare.comparison import Comparison, compare
+    from wavenb.studio.widget import Studio
+    from wavenb.ui.timeline import plot_timeline
+
+__version__: Final = VERSION
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -47,13 +62,18 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceeded",
     "Client",
+    "Comparison",
+    "DownloadError",
     "Event",
     "History",
     "InputError",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "Job",
+    "JournalError",
     "JournalRow",
     "NotFoundError",
+    "Phase",
     "PollPolicy",
     "Prediction",
     "PredictionError",
@@ -62,45 +82,53 @@ __all__ = [
     "ProgressCallback",
     "RateLimitError",
     "Resumed",
+    "Runtime",
     "ServerError",
     "Status",
+    "Studio",
     "SubmissionUncertain",
     "Timeline",
     "TransportError",
     "Update",
     "Video",
     "WavenbError",
+    "compare",
     "generate",
     "history",
+    "plot_timeline",
     "resume",
     "set_testing",
     "spent",
     "unresolved",
 ]
 
-# Reprs and docs say ``wavenb.Client``, not ``wavenb._sync.Client``.
+_LAZY: Final = {
+    "Studio": ("wavenb.studio.widget", "notebook"),
+    "compare": ("wavenb.compare.comparison", "notebook"),
+    "Comparison": ("wavenb.compare.comparison", "notebook"),
+    "plot_timeline": ("wavenb.ui.timeline", "plot"),
+}
+"""Names whose modules need an extra (widgets, matplotlib): loaded only when asked for."""
+
+# Reprs and docs say ``wavenb.Client``, not ``wavenb.client.sync.Client``.
 for _name in __all__:
-    _obj = globals()[_name]
+    _obj = globals().get(_name)
     if isinstance(_obj, type) or callable(_obj):
         with contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = __name__
 del _name, _obj
 
 
-_LAZY = {
-    "Studio": "wavenb.studio.widget",
-    "compare": "wavenb.compare.comparison",
-    "Comparison": "wavenb.compare.comparison",
-    "plot_timeline": "wavenb.ui.timeline",
-}
-"""Names whose modules pull in ipywidgets or matplotlib: loaded only when asked for."""
-
-
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        import importlib  # noqa: PLC0415
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        module, extra = _LAZY[name]
+        try:
+            value = getattr(importlib.import_module(module), name)
+        except ImportError as error:
+            raise ImportError(
+                f"wavenb.{name} needs the {extra!r} extra, which is not installed "
+                f"(missing: {error.name}): pip install 'wavenb[{extra}]'"
+            ) from None
         with contextlib.suppress(AttributeError, TypeError):
             value.__module__ = __name__  # reprs say wavenb.Studio
         return value

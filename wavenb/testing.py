@@ -17,9 +17,13 @@ with ``-p no:wavenb``). Its fixtures need the sandbox extra (``pip install 'wave
 Every one of them makes the test **isolated**: ``WAVESPEED_API_KEY`` and the base-URL variables
 are unset (nothing can reach the real API or spend money), ``WAVENB_HOME`` is a temporary
 folder (journal, outputs), and a client made without arguments uses the embedded sandbox at
-``instant`` speed. And **fast**: sandboxes render 1 s clips at ``instant`` speed, and wavenb's
-test mode (``wavenb.set_testing``) is on, so polls and retries never sleep. All is restored
-after the test.
+``instant`` speed. Each test gets a **fresh runtime** (``wavenb.Runtime``): nothing one test's
+clients learn (durations, embedded sandboxes, notices) reaches the next. And **fast**: the
+runtime is ``Runtime.scaled(0.01)``, so the production code runs with its production retry and
+poll control flow (the same attempts, the same checks) while every wait takes a hundredth of
+the time; stamina's own back-off waits are skipped (its test mode, capped at production's
+attempt counts); sandboxes render 1 s clips at ``instant`` speed. All is restored after the
+test.
 
     import wavenb
 
@@ -94,9 +98,11 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 import httpx
 import pytest
 
-from wavenb.client import async_client as _client
-from wavenb.client.async_client import AsyncClient, set_testing
+import stamina
+
+from wavenb.client.async_client import AsyncClient
 from wavenb.client.sync import Client
+from wavenb.core import runtime as runtimes
 from wavenb.core.config import DEFAULT_BASE_URL, SANDBOX_KEY
 from wavenb.core.polling import SANDBOX
 
@@ -117,6 +123,8 @@ __all__ = [
     "wavenb_sandbox_url",
 ]
 
+TEST_SCALE: Final = 0.01
+"""How long a runtime second takes in tests: a 5 s poll interval is 50 ms."""
 TEST_SANDBOX: Final[Mapping[str, Any]] = MappingProxyType({"speed": "instant", "duration": 1.0})
 """What the fixtures' sandboxes default to: no simulated queue or processing, 1 s clips."""
 _CLEARED: Final = (
@@ -296,20 +304,23 @@ def wavenb_offline(
 
     Unsets ``WAVESPEED_API_KEY``, ``WAVENB_BASE_URL``, ``WAVESPEED_BASE_URL`` and
     ``WAVENB_MAX_SPEND``; points ``WAVENB_HOME`` at ``tmp_path / "wavenb-home"``; makes the
-    embedded sandbox ``instant``; switches on wavenb's test mode (no sleeps) except while a
-    ``vcr`` test records. Everything is restored afterwards.
+    embedded sandbox ``instant``; installs a fresh runtime, scaled (``TEST_SCALE``) except while
+    a ``vcr`` test records (real waits: a few polls per task, not hundreds), and stamina's test
+    mode at production's attempt counts. Everything is restored afterwards.
     """
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "wavenb-home"
     monkeypatch.setenv("WAVENB_HOME", str(home))
     monkeypatch.setenv("WAVENB_SANDBOX_SPEED", "instant")
-    was_testing = _client._testing
-    set_testing(not _recording(request))
+    recording = _recording(request)
+    previous = runtimes.install(runtimes.Runtime() if recording else runtimes.Runtime.scaled(TEST_SCALE))
+    stamina.set_testing(not recording, attempts=1000, cap=True)
     try:
         yield home
     finally:
-        set_testing(was_testing)
+        runtimes.install(previous)
+        stamina.set_testing(False)
 
 
 @pytest.fixture

@@ -21,14 +21,13 @@ import threading
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, Unpack
 
-import httpx
-
-from wavenb.client.async_client import AsyncClient
+from wavenb.api.resources import Account, Enhancer, Media, Models, Predictions
+from wavenb.client.async_client import AsyncClient, ClientOptions
 from wavenb.core.images import ImageInput
-from wavenb.core.models import Video
-from wavenb.core.polling import PollPolicy
+from wavenb.core.models import Timeline, Video
+from wavenb.core.polling import DurationStats
 from wavenb.core.types import AspectRatio
 from wavenb.journal.store import Journal
 
@@ -48,8 +47,16 @@ def _blocking(
     return run
 
 
+def _same(name: str, doc: str | None) -> property:
+    """A read-only property that reads the async client's property of the same name."""
+    return property(lambda self: getattr(self.aio, name), doc=doc)
+
+
 class Client:
     """Blocking client for scripts and notebook cells. Same arguments as ``AsyncClient``.
+
+    Every method and property of ``AsyncClient`` is here, blocking: the body is the async one,
+    run on this client's private loop.
 
     Example:
         >>> with Client() as client:                                       # doctest: +SKIP
@@ -60,26 +67,9 @@ class Client:
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        poll: PollPolicy | None = None,
-        sandbox_speed: Literal["instant", "fast", "realistic"] | None = None,
-        output_dir: str | Path | None = None,
-        journal: Journal | bool = True,
-        max_spend: float | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.aio = AsyncClient(
-            api_key,
-            base_url,
-            timeout=timeout,
-            transport=transport,
-            poll=poll,
-            sandbox_speed=sandbox_speed,
-            output_dir=output_dir,
-            journal=journal,
-            max_spend=max_spend,
-        )
+        self.aio = AsyncClient(api_key, base_url, **options)
         """The ``AsyncClient`` underneath, for code that wants to await."""
         self._runner = _LoopThread()
 
@@ -89,33 +79,41 @@ class Client:
     wait = _blocking(AsyncClient.wait)
     download = _blocking(AsyncClient.download)
     generate = _blocking(AsyncClient.generate)
+    find_reusable = _blocking(AsyncClient.find_reusable)
     enhance_prompt = _blocking(AsyncClient.enhance_prompt)
     balance = _blocking(AsyncClient.balance)
+    check_balance = _blocking(AsyncClient.check_balance)
+    price = _blocking(AsyncClient.price)
+    detect = _blocking(AsyncClient.detect)
     resume = _blocking(AsyncClient.resume)
+    reconcile = _blocking(AsyncClient.reconcile)
 
-    @property
-    def journal(self) -> Journal | None:
-        """The journal every submission is recorded in."""
-        return self.aio.journal
+    backend: Literal["sandbox", "api"] = _same("backend", AsyncClient.backend.__doc__)  # type: ignore[assignment]
+    base_url: str = _same("base_url", AsyncClient.base_url.__doc__)  # type: ignore[assignment]
+    output_dir: Path = _same("output_dir", AsyncClient.output_dir.__doc__)  # type: ignore[assignment]
+    price_per_video: float = _same("price_per_video", AsyncClient.price_per_video.__doc__)  # type: ignore[assignment]
+    durations: DurationStats = _same("durations", AsyncClient.durations.__doc__)  # type: ignore[assignment]
+    journal: Journal | None = _same("journal", AsyncClient.journal.__doc__)  # type: ignore[assignment]
+    predictions: Predictions = _same("predictions", AsyncClient.predictions.__doc__)  # type: ignore[assignment]
+    media: Media = _same("media", AsyncClient.media.__doc__)  # type: ignore[assignment]
+    account: Account = _same("account", AsyncClient.account.__doc__)  # type: ignore[assignment]
+    models: Models = _same("models", AsyncClient.models.__doc__)  # type: ignore[assignment]
+    enhancer: Enhancer = _same("enhancer", AsyncClient.enhancer.__doc__)  # type: ignore[assignment]
+
+    def timeline(self, prediction_id: str) -> Timeline:
+        """Every request this client made about a task, in order (empty if it made none)."""
+        return self.aio.timeline(prediction_id)
 
     def spent(self, since: datetime | None = None) -> float:
         """US dollars spent (or possibly spent) according to the journal."""
         return self.aio.spent(since)
 
-    @property
-    def backend(self) -> Literal["sandbox", "api"]:
-        """``"sandbox"`` for wavenb's local sandbox, else ``"api"``."""
-        return self.aio.backend
-
-    @property
-    def price_per_video(self) -> float:
-        """US dollars one video costs here."""
-        return self.aio.price_per_video
-
     def close(self) -> None:
         """Close connections and this client's private loop."""
         if self._runner.started:
             self._run(self.aio.aclose())
+        else:
+            self.aio.session.close()
         self._runner.stop()
 
     def __enter__(self) -> Client:

@@ -4,8 +4,11 @@
 WavenbError                      base of everything below; catch this to catch all of wavenb
 ├── InputError (ValueError)      bad input found locally, before any request (nothing was spent)
 ├── TransportError               no HTTP answer: connection refused or reset, timeout
+│                                (``request_sent`` says whether the request left the machine)
 ├── SubmissionUncertain          the paid submit was sent but its fate is unknown: never resent
 ├── BudgetExceeded               the spending limit would be passed: refused before any request
+├── JournalError                 the journal file cannot be read or written (names the file)
+├── DownloadError                the output could not be saved whole (cut, not an MP4, too big)
 ├── APIError                     the API answered with an error (HTTP status or envelope code)
 │   ├── AuthenticationError      401 / 403: missing, wrong or inactive key; account problem
 │   ├── InsufficientCreditsError the account balance cannot pay for the run
@@ -34,9 +37,11 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BudgetExceeded",
+    "DownloadError",
     "InputError",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "JournalError",
     "NotFoundError",
     "PredictionError",
     "PredictionFailed",
@@ -62,7 +67,16 @@ class InputError(WavenbError, ValueError):
 
 
 class TransportError(WavenbError):
-    """No HTTP answer came back: the connection failed, was reset, or timed out."""
+    """No HTTP answer came back: the connection failed, was reset, or timed out.
+
+    ``request_sent`` is False when the request certainly never left this machine (no
+    connection could be made, no pooled connection was free, the name did not resolve): such
+    a paid submit was not sent, so it cannot have been charged.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
 
 
 class SubmissionUncertain(WavenbError):
@@ -80,6 +94,23 @@ class BudgetExceeded(WavenbError):
 
     Raised before any request: nothing was sent, nothing was spent.
     """
+
+
+class JournalError(WavenbError):
+    """The journal (the SQLite record of paid submissions) cannot be read or written.
+
+    Raised before anything is paid when the file is corrupt, read-only, on a full disk or from
+    a newer wavenb. The message names the file and what to do. ``path`` is the file.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class DownloadError(WavenbError):
+    """The output could not be saved whole: cut short, not an MP4 (an HTML error page), or
+    larger than the download limit. Nothing was recorded as downloaded; resume tries again."""
 
 
 class APIError(WavenbError):

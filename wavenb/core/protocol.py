@@ -28,7 +28,8 @@ from wavenb.core.errors import (
     ServerError,
 )
 from wavenb.core.models import Prediction, Status
-from wavenb.core.types import ASPECT_RATIOS, MODEL_ID, AspectRatio
+from wavenb.core.redact import redact
+from wavenb.core.types import ASPECT_RATIOS, MODEL_ID, PRICE_PER_VIDEO, AspectRatio
 
 __all__ = [
     "ENHANCER_PATH",
@@ -51,6 +52,13 @@ SUBMIT_PATH: Final = f"{API_PREFIX}/{MODEL_ID}"
 UPLOAD_PATH: Final = f"{API_PREFIX}/media/upload/binary"
 ENHANCER_PATH: Final = f"{API_PREFIX}/wavespeed-ai/prompt-optimizer"
 BALANCE_PATH: Final = f"{API_PREFIX}/balance"
+HISTORY_PATH: Final = f"{API_PREFIX}/predictions"
+DELETE_PATH: Final = f"{API_PREFIX}/predictions/delete"
+PRICE_PATH: Final = f"{API_PREFIX}/model/price"
+LEGACY_PRICE_PATH: Final = f"{API_PREFIX}/model/pricing"
+MODELS_PATH: Final = f"{API_PREFIX}/models"
+HISTORY_PAGE_SIZE: Final = 100
+"""The largest history page wavenb asks for."""
 MAX_PROMPT_CHARS: Final = 1000
 """Runway's own limit on the prompt."""
 ENHANCER_STYLES: Final = ("default", "artistic", "photographic", "technical", "anime", "realistic")
@@ -180,7 +188,7 @@ def parse_envelope(
         body = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError, RecursionError):
         body = None
-        snippet = content[:80].decode("utf-8", "replace").strip()
+        snippet = redact(content[:80].decode("utf-8", "replace").strip())
         if status < 400:  # noqa: PLR2004
             raise ServerError(
                 f"HTTP {status} with a body that is not JSON ({snippet!r}): not the API's envelope",
@@ -197,6 +205,7 @@ def parse_envelope(
             request_id=request_id,
         )
     message = _text(body.get("message")) or _text(body.get("error"))
+    message = None if message is None else redact(message[:2000])
     code = body.get("code") if isinstance(body.get("code"), int) else None
     if status >= 400:  # noqa: PLR2004
         raise error_for(
@@ -262,12 +271,16 @@ def error_for(  # noqa: PLR0911  (one return per kind of error reads as a table)
     return APIError(f"unexpected answer (HTTP {status}){said}", **kwargs)
 
 
-def parse_prediction(data: object) -> Prediction:
+def parse_prediction(data: object, expected_id: str | None = None) -> Prediction:
     """Read a prediction leniently, as the real API sends it.
 
     Unknown statuses become ``Status.UNKNOWN`` (treated as running), ``outputs`` may be missing
     or null, ``error`` may be ``""``, timestamps have any number of fraction digits; anything
-    extra stays in ``raw``. Raises ``ServerError`` only when there is no usable id.
+    extra stays in ``raw``. Texts from the server are redacted (see ``redact``).
+
+    Raises:
+        ServerError: no usable id, or (with ``expected_id``) the answer is about another task:
+            a result answer is never allowed to change a task it was not asked about.
     """
     if not isinstance(data, Mapping) or not isinstance(data.get("id"), str) or not data["id"]:
         raise ServerError(
@@ -277,6 +290,12 @@ def parse_prediction(data: object) -> Prediction:
         raise ServerError(
             f"the API answered with an unusable task id {data['id'][:80]!r}", status=200
         )
+    if expected_id is not None and data["id"] != expected_id:
+        raise ServerError(
+            f"asked about task {expected_id} but the answer is about task {data['id'][:40]}; "
+            "the answer was ignored",
+            status=200,
+        )
     raw: Mapping[str, Any] = data
     timings = raw.get("timings")
     inference = timings.get("inference") if isinstance(timings, Mapping) else None
@@ -285,13 +304,13 @@ def parse_prediction(data: object) -> Prediction:
         id=raw["id"],
         model=_text(raw.get("model")) or "",
         status=_status(raw.get("status")),
-        outputs=tuple(o for o in _list(raw.get("outputs")) if isinstance(o, str)),
+        outputs=tuple(redact(o) for o in _list(raw.get("outputs")) if isinstance(o, str)),
         urls={k: v for k, v in urls.items() if isinstance(k, str) and isinstance(v, str)}
         if isinstance(urls, Mapping)
         else {},
         has_nsfw_contents=tuple(bool(f) for f in _list(raw.get("has_nsfw_contents"))),
         created_at=_timestamp(raw.get("created_at")),
-        error=_text(raw.get("error")) or None,
+        error=redact(_text(raw.get("error")) or "")[:2000] or None,
         inference_ms=_millis(inference),
         execution_ms=_millis(raw.get("executionTime")),
         sandbox=raw.get("sandbox") is True,
@@ -299,10 +318,27 @@ def parse_prediction(data: object) -> Prediction:
     )
 
 
+_SYNONYMS: Final = {
+    "succeeded": Status.COMPLETED,
+    "success": Status.COMPLETED,
+    "done": Status.COMPLETED,
+    "error": Status.FAILED,
+    "canceled": Status.CANCELLED,
+    "queued": Status.PENDING,
+    "waiting": Status.PENDING,
+    "starting": Status.PENDING,
+    "running": Status.PROCESSING,
+}
+"""Other words for the same statuses, as other WaveSpeed clients normalise them."""
+
+
 def _status(value: object) -> Status:
     if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _SYNONYMS:
+            return _SYNONYMS[word]
         try:
-            return Status(value.strip().lower())
+            return Status(word)
         except ValueError:
             return Status.UNKNOWN
     return Status.UNKNOWN
@@ -332,3 +368,134 @@ def _timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+# -- outputs, history, prices --------------------------------------------------------------
+
+MAX_URL_CHARS: Final = 4096
+
+
+def check_output_url(url: object, prediction_id: str) -> str:
+    """Return ``url`` if it can be downloaded from: an ``http(s)`` URL with a host.
+
+    Server data is untrusted: an output URL like ``http://[::1/x.mp4`` or ``file:///etc/passwd``
+    is refused here, for this task only.
+
+    Raises:
+        ServerError: the URL is unusable (the message says why; the task stays resumable).
+    """
+    from urllib.parse import urlsplit  # noqa: PLC0415  (stdlib; kept local to this check)
+
+    problem = None
+    if not isinstance(url, str) or not url:
+        problem = "no output URL"
+    elif len(url) > MAX_URL_CHARS or any(c.isspace() or not c.isprintable() for c in url):
+        problem = "an output URL with spaces, control characters or an absurd length"
+    else:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            _ = parts.port  # raises on a port that is not a number
+        except ValueError:
+            problem = "a malformed output URL"
+        else:
+            if parts.scheme not in ("http", "https"):
+                problem = f"an output URL with scheme {parts.scheme!r} (only http/https)"
+            elif not host:
+                problem = "an output URL without a host"
+    if problem is not None:
+        raise ServerError(
+            f"task {prediction_id} completed with {problem}; it cannot be downloaded",
+            status=200,
+        )
+    assert isinstance(url, str)  # noqa: S101  (narrowed above)
+    return url
+
+
+def inputs_of(prediction: Prediction) -> Mapping[str, Any]:
+    """The inputs a prediction was made with, when the answer carries them (history items)."""
+    for name in ("input", "inputs"):
+        value = prediction.raw.get(name)
+        if isinstance(value, Mapping):
+            return value
+    return {}
+
+
+def build_history_body(
+    *,
+    page: int,
+    created_after: datetime,
+    created_before: datetime,
+    model: str | None = MODEL_ID,
+    status: str | None = None,
+    page_size: int = HISTORY_PAGE_SIZE,
+) -> dict[str, Any]:
+    """The body of ``POST /api/v3/predictions``: one page of the account's history.
+
+    A window is always given (the official desktop client always sends one, so the server may
+    want it); times are ISO-8601 UTC.
+    """
+    body: dict[str, Any] = {
+        "page": page,
+        "page_size": page_size,
+        "include_inputs": True,
+        "created_after": created_after.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "created_before": created_before.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if model is not None:
+        body["model"] = model
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def parse_history_page(data: object) -> tuple[tuple[Prediction, ...], int]:
+    """The predictions on one history page and the total count the server reports.
+
+    Items without a usable id are skipped (a lenient reader); ``total`` falls back to the
+    number of items when absent.
+    """
+    if isinstance(data, list):
+        raw_items: list[Any] = data
+        total: object = len(data)
+    elif isinstance(data, Mapping):
+        found = data.get("items")
+        raw_items = found if isinstance(found, list) else []
+        total = data.get("total", len(raw_items))
+    else:
+        raise ServerError("the history answer has no list of predictions", status=200)
+    items: list[Prediction] = []
+    for item in raw_items:
+        try:
+            items.append(parse_prediction(item))
+        except ServerError:
+            continue
+    count = total if isinstance(total, int) and not isinstance(total, bool) else len(items)
+    return tuple(items), count
+
+
+MICRO_DOLLARS: Final = 10_000
+"""Price values this large are in millionths of a dollar (as a later official client reads
+them); smaller ones are dollars."""
+
+
+def parse_price(data: object) -> float:
+    """US dollars from a price quote: ``discounted_price``, ``price``, ``unit_price`` or
+    ``base_price``, whichever comes first; values >= 10,000 are millionths of a dollar.
+
+    Raises:
+        ServerError: no usable number in the answer.
+    """
+    if isinstance(data, Mapping):
+        for name in ("discounted_price", "price", "unit_price", "base_price"):
+            value = data.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                number = float(value)
+                if math.isfinite(number) and number >= 0:
+                    return number / 1_000_000 if number >= MICRO_DOLLARS else number
+    raise ServerError("the price answer has no usable price", status=200)
+
+
+def fallback_price(model: str = MODEL_ID) -> float:
+    """The price used when no quote can be had: the seed page's flat $0.50 per video."""
+    return PRICE_PER_VIDEO if model == MODEL_ID else 0.0

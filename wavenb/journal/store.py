@@ -1,40 +1,40 @@
 """The journal: a SQLite file that remembers every paid submission, so no video is ever lost.
 
-Kernels restart mid-run and output URLs expire after 7 days. So a row is written *before* the
-submit request is sent, and updated as the answers come in; after a restart the journal says
-which tasks to wait for again, which videos still need downloading, which submits may have been
-charged without an answer, and what was spent.
+Kernels restart mid-run and output URLs expire after 7 days. So a row is written *before*
+anything is sent (the budget is reserved in the same transaction), and updated as the answers
+come in; after a restart the journal says which tasks to wait for again, which videos still
+need downloading, which submits may have been charged without an answer, and what was spent.
 
 One row per submission, through these states::
 
-                 begin()    written before the request is sent
+               reserve()    budget reserved, identical requests in flight joined (one transaction)
                     │
-               submitting ──refused()──▶ refused     the server certainly did not take it: $0
-                    │    └──unknown()──▶ unknown     sent, but no answer says if it was taken:
-                    │                       │        maybe charged; wavenb never resends it
-               accepted() ◀─────────────────┘        (should its id turn up after all)
+               submitting ──released()──▶ refused    never sent (upload failed, cancelled): $0
+                    │  sending()   (sent_at: the paid request goes out now)
+                    ├───refused()───▶ refused        the server certainly did not take it: $0
+                    ├───unknown()───▶ unknown        sent, no answer says if it was taken:
+                    │                    │           maybe charged; never resent; settled later
+               accepted() ◀──────────────┘           from the account's history (or "not charged")
                     ▼
    created / pending / processing ──update()──▶ completed ──downloaded()──▶ + path, sha256
-                    │
+                    │                                 └──gone()──▶ deleted (output expired)
                     └──update()──▶ failed / cancelled / timeout / deleted
 
-A row left in ``submitting`` by a process that died before the answer came is reported by
-``unresolved()`` beside the ``unknown`` ones: the request may or may not have gone out.
+Concurrency: one ``Journal`` may be used from many threads and several processes (two kernels)
+may use one file. Each method is one short transaction under a per-journal lock; WAL mode lets
+readers and the writer run side by side, and ``busy_timeout`` makes a writer wait for another
+process's writer instead of failing. ``BEGIN IMMEDIATE`` makes check-then-write steps (the
+budget, joining an identical request, claiming a download) atomic across processes. The file
+must be on a local disk (WAL needs shared memory).
 
-Concurrency: one ``Journal`` may be used from many threads (asyncio's loop thread and
-``asyncio.to_thread`` workers) and several processes (two kernels) may use one file. Each
-method is one short transaction under a per-journal lock; SQLite's WAL mode lets readers and
-the writer run side by side, and ``busy_timeout`` makes a writer wait for another process's
-writer instead of failing. The file must be on a local disk (WAL needs shared memory).
-
-The API key is never given to the journal, and it has no place to put one.
+Faults are errors, not tracebacks: a corrupt, read-only or full journal raises ``JournalError``
+naming the file and what to do. The API key is never given to the journal; it has no place
+to put one, and every text it stores is redacted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
+import functools
 import os
 import socket
 import sqlite3
@@ -43,235 +43,100 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, cast, get_args
+from typing import Any, Final, ParamSpec, TypeVar, cast
 
 from wavenb.core.config import data_dir
-from wavenb.core.errors import WavenbError
+from wavenb.core.errors import BudgetExceeded, JournalError, WavenbError
 from wavenb.core.models import Prediction, Status
-
-__all__ = [
-    "Journal",
-    "JournalRow",
-    "JournalStatus",
-    "format_table",
-    "request_hash",
-    "sha256_file",
-    "to_pandas",
-]
-
-JournalStatus = Literal[
-    "submitting",
-    "unknown",
-    "refused",
-    "created",
-    "pending",
-    "processing",
-    "completed",
-    "failed",
-    "cancelled",
-    "timeout",
-    "deleted",
-]
-"""Where a submission is; see the module docstring for the diagram."""
-
-STATUSES: Final[tuple[JournalStatus, ...]] = get_args(JournalStatus)
-TERMINAL: Final[frozenset[str]] = frozenset(
-    {"refused", "completed", "failed", "cancelled", "timeout", "deleted"}
+from wavenb.core.redact import redact
+from wavenb.journal import rescue
+from wavenb.journal.rows import (
+    LOST_WITH_KERNEL,
+    STATUSES,
+    TERMINAL,
+    JournalRow,
+    JournalStatus,
+    file_ok,
 )
-"""Statuses that never change again on their own."""
-_API_TERMINAL: Final = frozenset(s.value for s in Status if s.terminal)
-_UNANSWERED: Final = ("submitting", "unknown")
-"""No answer yet (or never): the row has no prediction id."""
+from wavenb.journal.schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION
 
-SCHEMA_VERSION: Final = 1
+__all__ = ["Journal", "Reservation", "TaskIdConflict"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_API_TERMINAL: Final = frozenset(s.value for s in Status if s.terminal)
+_RUNNING: Final = ("created", "pending", "processing")
 BUSY_TIMEOUT_MS: Final = 30_000
 """How long a write waits for another process's write before failing (they take milliseconds)."""
 STALE_SUBMIT: Final = timedelta(minutes=10)
 """A ``submitting`` row this old is unresolved even if its process may live: a submit gives up
-long before (30 s per attempt, 120 s of retries)."""
+long before (30 s per attempt, a few minutes of rate-limit pauses)."""
+CLAIM_TTL: Final = timedelta(minutes=15)
+"""A download claim older than this is abandoned (its process hung) and may be taken over."""
 RETENTION: Final = timedelta(days=7)
 """The provider keeps tasks and outputs this long; older rows cannot be resumed."""
 _PRECISE_GAP_MS: Final = 120_000
 """A completion seen more than this after the previous check (a restart, a sleeping laptop)
 says little about when the task really finished, so ``durations`` leaves it out."""
+_EPSILON: Final = 1e-9
 
-_COLUMNS: Final = (
-    "request_key, prediction_id, status, model, prompt, aspect_ratio, image_sha256, "
-    "image_source, request_hash, backend, base_url, cost, output_url, path, sha256, size, "
-    "error, inference_ms, submitted_at, accepted_at, finished_at, downloaded_at, updated_at"
-)
 
-# Index i brings the file from user_version i to i + 1. Append, never edit.
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    (
-        """
-        CREATE TABLE IF NOT EXISTS jobs (
-            id            INTEGER PRIMARY KEY,
-            request_key   TEXT NOT NULL UNIQUE,
-            prediction_id TEXT,          -- not unique: sandbox ids repeat across restarts
-            status        TEXT NOT NULL,
-            model         TEXT NOT NULL,
-            prompt        TEXT NOT NULL,
-            aspect_ratio  TEXT,
-            image_sha256  TEXT,
-            image_source  TEXT NOT NULL, -- a path, URL, "bytes" or "PIL image"; never the bytes
-            request_hash  TEXT NOT NULL,
-            backend       TEXT NOT NULL CHECK (backend IN ('sandbox', 'api')),
-            base_url      TEXT NOT NULL,
-            price         REAL NOT NULL, -- what the caller said one video costs there
-            cost          REAL NOT NULL, -- what this row cost: price, or 0 when refused
-            output_url    TEXT,
-            path          TEXT,
-            sha256        TEXT,
-            size          INTEGER,
-            error         TEXT,
-            inference_ms  INTEGER,
-            submitted_at  TEXT NOT NULL, -- ISO-8601 UTC, fixed width, so text order is time order
-            accepted_at   TEXT,
-            finished_at   TEXT,
-            downloaded_at TEXT,
-            updated_at    TEXT NOT NULL,
-            owner         TEXT NOT NULL, -- host:pid that began it, to tell dead submits from live
-            seen_gap_ms   INTEGER        -- how late the end may have been seen; see durations()
-        )
-        """,
-        "CREATE INDEX IF NOT EXISTS jobs_prediction_id ON jobs (prediction_id)",
-        "CREATE INDEX IF NOT EXISTS jobs_request_hash ON jobs (request_hash)",
-        "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
-        "CREATE INDEX IF NOT EXISTS jobs_submitted_at ON jobs (submitted_at)",
-    ),
-)
+class TaskIdConflict(ValueError):  # noqa: N818  (reads as what happened)
+    """The server gave a task id that another submission already has: it is not trusted."""
 
 
 @dataclass(frozen=True, slots=True)
-class JournalRow:
-    """One submission as the journal knows it."""
+class Reservation:
+    """What ``reserve`` decided: a new row to send, or an identical request to join."""
 
-    request_key: str
-    """wavenb's own key for the submission, made before the request is sent (uuid4 hex)."""
-    prediction_id: str | None
-    """The provider's task id; ``None`` until the submit was answered (or if it never was)."""
-    status: JournalStatus
-    """See the module docstring."""
-    model: str
-    """The model path, e.g. ``runwayml/gen4-turbo``."""
-    prompt: str
-    """The prompt as sent."""
-    aspect_ratio: str | None
-    """The ratio asked for; ``None`` means "match the source"."""
-    image_sha256: str | None
-    """SHA-256 of the image bytes sent, for local images; ``None`` for URLs."""
-    image_source: str
-    """Where the image came from: a path, a URL, ``"bytes"`` or ``"PIL image"``."""
-    request_hash: str
-    """See ``request_hash()``: equal for requests that would make the same video."""
-    backend: Literal["sandbox", "api"]
-    """``"sandbox"`` for wavenb's local sandbox, ``"api"`` for the provider."""
-    base_url: str
-    """The server the request went to."""
-    cost: float
-    """US dollars this submission cost (or may have cost): 0 on the sandbox and when refused."""
-    output_url: str | None
-    """The first output URL (temporary on the real API)."""
-    path: str | None
-    """The downloaded file, once downloaded."""
-    sha256: str | None
-    """SHA-256 of the downloaded file."""
-    size: int | None
-    """Size of the downloaded file in bytes."""
-    error: str | None
-    """Why it was refused, failed, or is unknown."""
-    inference_ms: int | None
-    """Milliseconds the model ran, as the provider reported."""
-    submitted_at: datetime
-    """When the row was written, just before the request was sent (UTC)."""
-    accepted_at: datetime | None
-    """When the provider's answer with the id came back."""
-    finished_at: datetime | None
-    """When wavenb saw the end (a terminal status, or a refusal)."""
-    downloaded_at: datetime | None
-    """When the file was saved."""
-    updated_at: datetime
-    """When the row last changed."""
-
-    @property
-    def terminal(self) -> bool:
-        """Whether the submission has ended: refused, or a terminal task status."""
-        return self.status in TERMINAL
-
-    @property
-    def needs_download(self) -> bool:
-        """Whether it completed but no good local file exists (never saved, removed, or cut).
-
-        Looks at the file system: the file must exist and have the recorded size.
-        """
-        return self.status == "completed" and not _file_ok(self.path, self.size)
-
-    @property
-    def resumable(self) -> bool:
-        """Whether the provider took it and something is left to do: wait, or download."""
-        return self.prediction_id is not None and (not self.terminal or self.needs_download)
-
-    def as_dict(self) -> dict[str, object]:
-        """The fields as plain values (times as ISO-8601 text), ready for JSON or a table."""
-        return {
-            name: value.isoformat() if isinstance(value, datetime) else value
-            for name, value in asdict(self).items()
-        }
+    key: str | None
+    """The new row's request key (budget reserved); ``None`` when joining ``existing``."""
+    existing: JournalRow | None = None
+    """An identical request already in flight, uncertain, or done (see ``reserve``)."""
 
 
-def request_hash(
-    *,
-    model: str,
-    image_sha256: str | None,
-    image_source: str,
-    prompt: str,
-    aspect_ratio: str | None,
-    base_url: str,
-) -> str:
-    """A stable SHA-256 (hex) of what makes a video: equal hashes mean the same request.
+def _guarded(method: Callable[P, T]) -> Callable[P, T]:
+    """Turn SQLite and file-system failures into ``JournalError`` naming the file."""
 
-    The image counts by its bytes' hash when local (so a file moved or renamed still matches)
-    and by its URL otherwise. The hash is part of the file format: changing how it is computed
-    would stop old rows from being reused, so the input carries a version number.
-    """
-    identity = {
-        "v": 1,
-        "model": model,
-        "image": f"sha256:{image_sha256}" if image_sha256 is not None else image_source,
-        "prompt": prompt,
-        "aspect_ratio": aspect_ratio,
-        "base_url": base_url.rstrip("/"),
-    }
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as error:
+            journal = cast("Journal", args[0])
+            raise journal_error(journal.path, error) from None
+
+    return run
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
-    """The SHA-256 (hex) and size in bytes of a file, read in chunks (videos can be large)."""
-    digest, size = hashlib.sha256(), 0
-    with Path(path).open("rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
+def journal_error(path: Path, error: BaseException) -> JournalError:
+    """The ``JournalError`` for a failure on the file at ``path``, saying what to do."""
+    text = str(error).lower()
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        advice = (
+            "is damaged. Move it aside (keep it: it lists your paid videos) and wavenb starts a "
+            "new one; nothing was sent"
+        )
+    elif "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
+        advice = (
+            "cannot be written (read-only file or folder). Fix its permissions or set WAVENB_HOME "
+            "to a writable folder; nothing was sent"
+        )
+    elif "full" in text or getattr(error, "errno", None) == 28:  # noqa: PLR2004  (ENOSPC)
+        advice = "cannot be written: the disk is full. Free some space; nothing was sent"
+    elif "locked" in text or "busy" in text:
+        advice = "is locked by another process for too long. Try again; nothing was sent"
+    else:
+        advice = f"could not be used ({type(error).__name__}: {redact(str(error))[:200]})"
+    return JournalError(f"the journal {path} {advice}.", path=str(path))
 
 
 class Journal:
     """The record of every submission, in a SQLite file shared by threads and processes.
-
-    Example:
-        >>> journal = Journal()                                  # doctest: +SKIP
-        >>> key = journal.begin(request_hash=h, model=MODEL_ID, prompt="Zoom in",  # doctest: +SKIP
-        ...                     aspect_ratio=None, image_sha256=digest, image_source="cat.jpg",
-        ...                     backend="api", base_url=DEFAULT_BASE_URL, cost=0.50)
-        >>> journal.accepted(key, prediction)                     # doctest: +SKIP
-
-    Every call is a short transaction and may block for as long as another process holds the
-    write lock (milliseconds; ``BUSY_TIMEOUT_MS`` at most). ``sqlite3.Error`` propagates.
 
     Args:
         path: the database file; by default ``journal.sqlite3`` in ``data_dir()`` (which
@@ -279,7 +144,8 @@ class Journal:
         clock: returns the current time (aware); tests pass a fake one.
 
     Raises:
-        WavenbError: the file was written by a newer wavenb (its schema is unknown here).
+        JournalError: the file cannot be opened or set up (damaged, read-only, disk full, or
+            written by a newer wavenb).
     """
 
     def __init__(
@@ -291,20 +157,25 @@ class Journal:
         # Last time each task was checked by this process: a completion first seen right after
         # a recent check dates the end well; one seen after a restart does not.
         self._seen: dict[str, datetime] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by threads, serialised by self._lock (sqlite3 objects are not
-        # thread-safe by themselves). Autocommit mode: transactions are opened explicitly.
-        self._db = sqlite3.connect(
-            self.path,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One connection shared by threads, serialised by self._lock. Autocommit mode:
+            # transactions are opened explicitly.
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+        except (sqlite3.Error, OSError) as error:
+            raise journal_error(self.path, error) from None
         try:
             self._setup()
-        except BaseException:
+            self._apply_rescued()
+        except WavenbError:
             self._db.close()
             raise
+        except (sqlite3.Error, OSError) as error:
+            self._db.close()
+            raise journal_error(self.path, error) from None
 
     def __repr__(self) -> str:
         return f"<Journal {str(self.path)!r}>"
@@ -316,13 +187,14 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        """Close the file. Further calls raise ``sqlite3.ProgrammingError``."""
+        """Close the file. Further calls fail."""
         with self._lock:
             self._db.close()
 
     # -- writing ---------------------------------------------------------------------------
 
-    def begin(
+    @_guarded
+    def reserve(  # noqa: PLR0913  (the row's fields)
         self,
         *,
         request_hash: str,
@@ -334,32 +206,80 @@ class Journal:
         backend: str,
         base_url: str,
         cost: float,
-    ) -> str:
-        """Record a submission about to be sent; call it before the request goes out.
+        max_spend: float | None = None,
+        join: bool = True,
+        variant: str | None = None,
+        key: str | None = None,
+    ) -> Reservation:
+        """Reserve a submission before anything is sent: one transaction, across processes.
 
-        ``cost`` is what one video costs on that backend (``PRICE_PER_VIDEO`` on the real API,
-        0 on the sandbox). Returns the new row's request key (status ``submitting``).
+        With ``join`` (the default), an identical request (same ``request_hash`` on the same
+        server, within the provider's retention) that is in flight, uncertain or done is
+        returned instead of a new row: being sent by a live process, accepted and unfinished,
+        ``unknown`` (maybe charged), or completed. ``join=False`` (``fresh=True``) always makes
+        a new row, on purpose. ``key`` chooses the new row's request key (a caller that may be
+        cancelled mid-call knows which row to release).
+
+        With ``max_spend``, the row's ``cost`` is added to everything spent or possibly spent;
+        if the sum would pass the limit, nothing is written.
 
         Raises:
-            ValueError: ``backend`` is not ``"sandbox"`` or ``"api"``, or ``cost`` is negative.
+            BudgetExceeded: the reservation would pass ``max_spend`` (nothing was written).
+            ValueError: ``backend`` is not ``"sandbox"`` or ``"api"``, or ``cost`` < 0.
+            JournalError: the file cannot be written.
         """
         if backend not in ("sandbox", "api"):
             raise ValueError(f"backend must be 'sandbox' or 'api', not {backend!r}")
         if cost < 0:
             raise ValueError(f"cost cannot be negative: {cost!r}")
-        key = uuid.uuid4().hex
+        server = base_url.rstrip("/")
         now = self._now()
         with self._write() as db:
+            if join and (found := self._identical(db, request_hash, server)) is not None:
+                return Reservation(None, found)
+            if max_spend is not None and cost > 0:
+                ((spent,),) = db.execute(
+                    "SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE status != 'refused'"
+                ).fetchall()
+                if float(spent) + cost > max_spend + _EPSILON:
+                    raise BudgetExceeded(
+                        f"this video costs ${cost:.2f} and ${float(spent):.2f} is already spent "
+                        f"or reserved; the limit is ${max_spend:.2f} (max_spend / "
+                        "WAVENB_MAX_SPEND). Nothing was sent."
+                    )
+            key = key or uuid.uuid4().hex
             db.execute(
                 "INSERT INTO jobs (request_key, status, model, prompt, aspect_ratio, "
                 "image_sha256, image_source, request_hash, backend, base_url, price, cost, "
-                "submitted_at, updated_at, owner) "
-                "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "submitted_at, updated_at, owner, variant) "
+                "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, model, prompt, aspect_ratio, image_sha256, image_source, request_hash,
-                 backend, base_url.rstrip("/"), cost, cost, now, now, _owner()),
+                 backend, server, cost, cost, now, now, _owner(), variant),
             )  # fmt: skip
-        return key
+        return Reservation(key)
 
+    def begin(self, **fields: Any) -> str:  # noqa: ANN401  (the fields of ``reserve``)
+        """Record a submission about to be sent, without joining or a budget; returns its key.
+
+        The short form of ``reserve(..., join=False)`` followed by ``sending()``.
+        """
+        reservation = self.reserve(**fields, join=False)
+        assert reservation.key is not None  # noqa: S101  (join=False always makes a row)
+        self.sending(reservation.key)
+        return reservation.key
+
+    @_guarded
+    def sending(self, request_key: str, image_url: str | None = None) -> None:
+        """Note that the paid request goes out now, carrying ``image_url``."""
+        now = self._now()
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET sent_at = ?, image_url = COALESCE(?, image_url), updated_at = ? "
+                "WHERE request_key = ? AND prediction_id IS NULL",
+                (now, image_url, now, request_key),
+            )
+
+    @_guarded
     def accepted(self, request_key: str, prediction: Prediction) -> None:
         """Record the provider's answer to a submit: the task id and its first state.
 
@@ -369,11 +289,14 @@ class Journal:
         Raises:
             KeyError: no row has that request key.
             ValueError: the row already belongs to another prediction id.
+            TaskIdConflict: another submission on that server already has this task id (an
+                untrusted server): nothing is overwritten.
         """
         now = self._now()
         with self._write() as db:
             row = db.execute(
-                "SELECT id, prediction_id FROM jobs WHERE request_key = ?", (request_key,)
+                "SELECT id, prediction_id, base_url FROM jobs WHERE request_key = ?",
+                (request_key,),
             ).fetchone()
             if row is None:
                 raise KeyError(f"no journal row has request key {request_key!r}")
@@ -381,16 +304,27 @@ class Journal:
                 raise ValueError(
                     f"journal row {request_key} is task {row['prediction_id']}, not {prediction.id}"
                 )
-            # The server may reveal it is a sandbox only now (a served one on another URL).
-            # A row thought unknown or refused turns out accepted: its cost and fate are back.
+            other = db.execute(
+                "SELECT request_key FROM jobs WHERE base_url = ? AND prediction_id = ? AND id != ?"
+                " AND submitted_at >= ?",
+                (row["base_url"], prediction.id, row["id"], _iso(self._clock() - RETENTION)),
+            ).fetchone()
+            if other is not None:
+                raise TaskIdConflict(
+                    f"the server answered with task id {prediction.id}, which another submission "
+                    f"({other['request_key'][:12]}) already has"
+                )
             db.execute(
                 "UPDATE jobs SET prediction_id = ?, accepted_at = COALESCE(accepted_at, ?), "
+                "sent_at = COALESCE(sent_at, ?), "
                 "backend = CASE WHEN ? THEN 'sandbox' ELSE backend END, "
                 "cost = CASE WHEN ? OR backend = 'sandbox' THEN 0 ELSE price END, "
+                "status = CASE WHEN status IN ('unknown', 'refused') THEN 'submitting' "
+                "ELSE status END, "
                 "error = CASE WHEN prediction_id IS NULL THEN NULL ELSE error END, "
                 "finished_at = CASE WHEN prediction_id IS NULL THEN NULL ELSE finished_at END, "
                 "updated_at = ? WHERE id = ?",
-                (prediction.id, now, prediction.sandbox, prediction.sandbox, now, row["id"]),
+                (prediction.id, now, now, prediction.sandbox, prediction.sandbox, now, row["id"]),
             )
             self._apply(db, row["id"], prediction, now)
 
@@ -402,62 +336,126 @@ class Journal:
         """
         self._unanswered(request_key, "refused", error)
 
+    def released(self, request_key: str, reason: str) -> None:
+        """Record that the submission was never sent (its upload failed, it was cancelled
+        first): the reservation is released and the row costs nothing."""
+        self._unanswered(request_key, "refused", f"not sent: {reason}")
+
     def unknown(self, request_key: str, error: str) -> None:
         """Record that the submit was sent but no answer says whether it was taken.
 
-        It may have been charged: the row keeps its cost and is listed by ``unresolved()``.
-        wavenb never resubmits it by itself.
+        It may have been charged: the row keeps its cost and is listed by ``unresolved()``
+        until the account's history settles it. wavenb never resubmits it by itself.
 
         Raises:
             KeyError: no unanswered row has that request key.
         """
         self._unanswered(request_key, "unknown", error)
 
-    def update(self, prediction: Prediction) -> None:
+    def not_charged(self, request_key: str, evidence: str) -> None:
+        """Settle an ``unknown`` row from the account's history: no such task, so no charge."""
+        self._unanswered(request_key, "refused", f"not charged: {evidence}")
+
+    @_guarded
+    def update(self, prediction: Prediction, base_url: str | None = None) -> None:
         """Record a task's latest state: status, output URL, timing, error.
 
-        The row is found by the prediction's id; an id the journal does not know (a task
-        submitted elsewhere) is ignored. A terminal status is final: an older answer arriving
-        late (another kernel polling the same task) does not undo it.
+        The row is found by the prediction's id (on ``base_url`` when given); an id the journal
+        does not know is ignored. A terminal status is final: an older answer arriving late
+        (another kernel polling the same task) does not undo it.
         """
         now = self._now()
         with self._write() as db:
-            row = db.execute(
-                "SELECT id FROM jobs WHERE prediction_id = ? ORDER BY id DESC LIMIT 1",
-                (prediction.id,),
-            ).fetchone()
-            if row is not None:
-                self._apply(db, row["id"], prediction, now)
+            row_id = self._row_id(db, prediction.id, base_url)
+            if row_id is not None:
+                self._apply(db, row_id, prediction, now)
 
     def seen(self, prediction_id: str) -> None:
-        """Note, in memory only, that a check found the task still running and unchanged.
-
-        Costs no write: ``update`` is for answers that change something. The time still dates
-        the task's end (see ``durations``) as precisely as a write would.
-        """
+        """Note, in memory only, that a check found the task still running and unchanged."""
         with self._lock:
             self._seen[prediction_id] = self._clock()
 
-    def downloaded(self, prediction_id: str, path: Path, sha256: str, size: int) -> None:
-        """Record the local file of a completed task (see ``sha256_file``).
-
-        The path is stored absolute, so a kernel started elsewhere finds it. An unknown id is
-        ignored, as in ``update``.
-        """
+    @_guarded
+    def downloaded(
+        self, prediction_id: str, path: Path, sha256: str, size: int, base_url: str | None = None
+    ) -> None:
+        """Record the verified local file of a completed task; releases its download claim."""
         now = self._now()
         with self._write() as db:
+            row_id = self._row_id(db, prediction_id, base_url)
+            if row_id is None:
+                return
             db.execute(
-                "UPDATE jobs SET path = ?, sha256 = ?, size = ?, downloaded_at = ?, "
-                "updated_at = ? WHERE id = (SELECT id FROM jobs WHERE prediction_id = ? "
-                "ORDER BY id DESC LIMIT 1)",
-                (str(Path(path).absolute()), sha256, size, now, now, prediction_id),
+                "UPDATE jobs SET path = ?, sha256 = ?, size = ?, downloaded_at = ?, claim = NULL, "
+                "claim_at = NULL, updated_at = ? WHERE id = ?",
+                (str(Path(path).absolute()), sha256, size, now, now, row_id),
+            )
+
+    @_guarded
+    def gone(self, prediction_id: str, reason: str, base_url: str | None = None) -> None:
+        """Record that a task or its output no longer exists at the provider (final)."""
+        now = self._now()
+        with self._write() as db:
+            row_id = self._row_id(db, prediction_id, base_url)
+            if row_id is not None:
+                db.execute(
+                    "UPDATE jobs SET status = 'deleted', error = ?, claim = NULL, "
+                    "finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE id = ?",
+                    (redact(reason)[:2000], now, now, row_id),
+                )
+
+    @_guarded
+    def claim(self, prediction_id: str, base_url: str, holder: str) -> bool:
+        """Try to become the one downloader of a task (across processes); True if so.
+
+        A claim held by a dead process, or older than ``CLAIM_TTL``, is taken over.
+        """
+        now = self._clock()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT id, claim, claim_at FROM jobs WHERE base_url = ? AND prediction_id = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (base_url.rstrip("/"), prediction_id),
+            ).fetchone()
+            if row is None:
+                return True  # not journaled (a task from elsewhere): nobody else claims it
+            claimed_by = row["claim"]
+            if claimed_by not in (None, holder):
+                owner = claimed_by.rpartition("|")[0]
+                fresh = row["claim_at"] and _parse(row["claim_at"]) > now - CLAIM_TTL
+                if fresh and _owner_alive(owner):
+                    return False
+            db.execute(
+                "UPDATE jobs SET claim = ?, claim_at = ? WHERE id = ?",
+                (holder, _iso(now), row["id"]),
+            )
+            return True
+
+    @_guarded
+    def unclaim(self, prediction_id: str, base_url: str, holder: str) -> None:
+        """Give up a download claim (the download failed; someone may try again)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET claim = NULL, claim_at = NULL WHERE base_url = ? AND "
+                "prediction_id = ? AND claim = ?",
+                (base_url.rstrip("/"), prediction_id, holder),
             )
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get(self, prediction_id: str) -> JournalRow | None:
-        """The row of a task, or ``None``; should an id repeat, the newest row."""
-        rows = self._select("WHERE prediction_id = ? ORDER BY id DESC LIMIT 1", (prediction_id,))
+    def get(self, prediction_id: str, base_url: str | None = None) -> JournalRow | None:
+        """The row of a task (on ``base_url`` when given), or ``None``; newest if ids repeat."""
+        where = "WHERE prediction_id = ?"
+        params: list[object] = [prediction_id]
+        if base_url is not None:
+            where += " AND base_url = ?"
+            params.append(base_url.rstrip("/"))
+        rows = self._select(where + " ORDER BY id DESC LIMIT 1", params)
+        return rows[0] if rows else None
+
+    def by_key(self, request_key: str) -> JournalRow | None:
+        """The row with this request key, or ``None``."""
+        rows = self._select("WHERE request_key = ?", (request_key,))
         return rows[0] if rows else None
 
     def find_reusable(self, request_hash: str, *, verify: bool = False) -> JournalRow | None:
@@ -466,13 +464,15 @@ class Journal:
         The file must exist with the recorded size; with ``verify=True`` its SHA-256 is checked
         too (reads the whole file).
         """
+        from wavenb.journal.rows import sha256_file  # noqa: PLC0415  (only with verify)
+
         candidates = self._select(
             "WHERE request_hash = ? AND status = 'completed' AND path IS NOT NULL "
             "ORDER BY submitted_at DESC, id DESC",
             (request_hash,),
         )
         for row in candidates:
-            if not _file_ok(row.path, row.size):
+            if not file_ok(row.path, row.size):
                 continue
             if verify and (row.path is None or sha256_file(Path(row.path))[0] != row.sha256):
                 continue
@@ -482,28 +482,43 @@ class Journal:
     def resumable(self, base_url: str | None = None) -> list[JournalRow]:
         """Tasks to pick up again, oldest first: still running, or completed but not on disk.
 
-        Only tasks from the provider's retention window (``RETENTION``) are listed: older ones
-        are gone. ``base_url`` limits the list to one server.
+        Only tasks from the provider's retention window (``RETENTION``) are listed. Rows of an
+        embedded sandbox are listed only in the process that ran it (that sandbox lives and dies
+        with its kernel); when that process is gone they are marked "lost with the kernel"
+        (nothing was charged). ``base_url`` limits the list to one server.
         """
-        running = tuple(s for s in STATUSES if s not in TERMINAL and s not in _UNANSWERED)
-        marks = ", ".join("?" * len(running))
+        self._mark_lost_sandbox_rows()
+        marks = ", ".join("?" * len(_RUNNING))
         where = f"WHERE prediction_id IS NOT NULL AND status IN ({marks}, 'completed') "
         where += "AND submitted_at >= ?"
-        params: list[object] = [*running, _iso(self._clock() - RETENTION)]
+        params: list[object] = [*_RUNNING, _iso(self._clock() - RETENTION)]
         if base_url is not None:
             where += " AND base_url = ?"
             params.append(base_url.rstrip("/"))
-        rows = self._select(where + " ORDER BY submitted_at, id", params)
-        return [row for row in rows if row.resumable]
+        found = self._query(
+            f"SELECT {COLUMNS}, owner FROM jobs {where} ORDER BY submitted_at, id",  # noqa: S608  (constants only)
+            params,
+        )
+        me = _owner()
+        rows = []
+        for record in found:
+            row = _row(record)
+            if row.embedded and record["owner"] != me:
+                continue
+            if row.resumable:
+                rows.append(row)
+        return rows
 
     def unresolved(self) -> list[JournalRow]:
         """Submissions whose fate is unknown, newest first: report them, never resubmit.
 
-        That is ``unknown`` rows, and ``submitting`` rows whose process died before the answer
-        (or that are older than ``STALE_SUBMIT``). A submit in flight right now is not listed.
+        That is ``unknown`` rows, and ``submitting`` rows that were *sent* by a process that
+        died before the answer (or that are older than ``STALE_SUBMIT``). A row that was never
+        sent (its process died during the upload) is released instead: it cost nothing.
         """
+        self._release_abandoned()
         found = self._query(
-            f"SELECT {_COLUMNS}, owner FROM jobs WHERE status IN ('submitting', 'unknown') "  # noqa: S608  (constants only)
+            f"SELECT {COLUMNS}, owner FROM jobs WHERE status IN ('submitting', 'unknown') "  # noqa: S608  (constants only)
             "ORDER BY submitted_at DESC, id DESC",
             (),
         )
@@ -524,14 +539,7 @@ class Journal:
         text: str | None = None,
         limit: int | None = None,
     ) -> list[JournalRow]:
-        """Rows newest first, filtered.
-
-        Args:
-            status: one status or several.
-            since: submitted at or after this (a naive time is taken as local time).
-            until: submitted before this.
-            text: a case-insensitive substring of the prompt, prediction id or request key.
-            limit: at most this many rows.
+        """Rows newest first, filtered (status, submitted since/until, text in prompt or id).
 
         Raises:
             ValueError: a status that does not exist.
@@ -567,10 +575,10 @@ class Journal:
     def spent(self, since: datetime | None = None, *, include_unknown: bool = True) -> float:
         """US dollars spent on submissions made at or after ``since`` (all time by default).
 
-        Accepted tasks count whatever their outcome (the provider does not say whether failed
-        tasks are refunded, so the sum is an upper bound); refused ones cost nothing. With
-        ``include_unknown`` (the default) submissions that may have been charged count too:
-        ``unknown`` rows and ``submitting`` ones.
+        Accepted tasks count whatever their outcome (failed tasks may not be refunded, so the
+        sum is an upper bound); refused and never-sent ones cost nothing. With
+        ``include_unknown`` (the default) submissions that may have been charged, and
+        reservations in flight, count too.
         """
         sql = "SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE status != 'refused'"
         params: list[object] = []
@@ -585,15 +593,14 @@ class Journal:
     def durations(self, base_url: str, limit: int = 50) -> list[float]:
         """Seconds from submit to completion of the latest completed tasks on a server.
 
-        Oldest first, so they can be fed to ``DurationStats.add`` in order. The end of a task is
-        known only to within one poll interval; each duration is taken at the middle of it.
-        Completions seen long after the previous check (after a restart) are left out: they
-        would teach the poll schedule that tasks take hours.
+        Oldest first. The end of a task is known only to within one poll interval; each
+        duration is taken at the middle of it. Completions seen long after the previous check
+        (after a restart) are left out: they would teach the schedule that tasks take hours.
         """
         found = self._query(
-            "SELECT submitted_at, finished_at, seen_gap_ms FROM jobs WHERE base_url = ? "
-            "AND status = 'completed' AND finished_at IS NOT NULL AND seen_gap_ms <= ? "
-            "ORDER BY finished_at DESC, id DESC LIMIT ?",
+            "SELECT COALESCE(sent_at, submitted_at), finished_at, seen_gap_ms FROM jobs "
+            "WHERE base_url = ? AND status = 'completed' AND finished_at IS NOT NULL "
+            "AND seen_gap_ms <= ? ORDER BY finished_at DESC, id DESC LIMIT ?",
             (base_url.rstrip("/"), _PRECISE_GAP_MS, limit),
         )
         seconds = [
@@ -604,6 +611,58 @@ class Journal:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _identical(self, db: sqlite3.Connection, request_hash: str, server: str) -> JournalRow | None:
+        """The newest row of the same request that a new submission must join, if any."""
+        found = db.execute(
+            f"SELECT {COLUMNS}, owner FROM jobs WHERE request_hash = ? AND base_url = ? "  # noqa: S608  (constants only)
+            "AND submitted_at >= ? AND status IN ('submitting', 'unknown', 'created', 'pending', "
+            "'processing', 'completed') ORDER BY submitted_at DESC, id DESC LIMIT 20",
+            (request_hash, server, _iso(self._clock() - RETENTION)),
+        ).fetchall()
+        me = _owner()
+        for record in found:
+            row = _row(record)
+            owner = record["owner"]
+            if row.embedded and owner != me:
+                continue  # another kernel's in-process sandbox: out of reach, and free
+            if row.status == "submitting" and row.sent_at is None and not _owner_alive(owner):
+                continue  # abandoned before it was sent: it will be released
+            if row.status == "completed" and not (file_ok(row.path, row.size) or row.output_url):
+                continue
+            return row
+        return None
+
+    def _release_abandoned(self) -> None:
+        """Release reservations whose process died before sending anything."""
+        found = self._query(
+            "SELECT request_key, owner FROM jobs WHERE status = 'submitting' AND sent_at IS NULL",
+            (),
+        )
+        for request_key, owner in found:
+            if not _owner_alive(owner):
+                self._unanswered(request_key, "refused", "not sent: the process ended first")
+
+    @_guarded
+    def _mark_lost_sandbox_rows(self) -> None:
+        from wavenb.core.config import SANDBOX_BASE_URL  # noqa: PLC0415  (one constant)
+
+        found = self._query(
+            "SELECT id, owner FROM jobs WHERE base_url = ? AND status IN "
+            "('created', 'pending', 'processing', 'submitting', 'unknown', 'completed') "
+            "AND (path IS NULL OR status != 'completed')",
+            (SANDBOX_BASE_URL,),
+        )
+        dead = [row_id for row_id, owner in found if not _owner_alive(owner)]
+        if not dead:
+            return
+        now = self._now()
+        with self._write() as db:
+            db.executemany(
+                "UPDATE jobs SET status = 'deleted', cost = 0, error = ?, finished_at = "
+                "COALESCE(finished_at, ?), updated_at = ? WHERE id = ?",
+                [(LOST_WITH_KERNEL, now, now, row_id) for row_id in dead],
+            )
+
     def _setup(self) -> None:
         db = self._db
         db.row_factory = sqlite3.Row
@@ -612,22 +671,41 @@ class Journal:
         # WAL: readers never block the writer, and one process's reads see another's commits.
         mode = _switch_to_wal(db)
         if mode != "wal":
-            raise WavenbError(f"the journal {self.path} cannot use WAL mode (got {mode!r})")
-        # FULL: a committed begin() survives a power cut too, not only a crashed kernel. There
-        # are a handful of writes per video, so the fsyncs cost nothing that matters.
+            raise JournalError(
+                f"the journal {self.path} cannot use WAL mode (got {mode!r}); put WAVENB_HOME on "
+                "a local disk",
+                path=str(self.path),
+            )
+        # FULL: a committed reservation survives a power cut too, not only a crashed kernel.
         db.execute("PRAGMA synchronous = FULL")
         with self._write() as tx:
             version = tx.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise WavenbError(
+                raise JournalError(
                     f"the journal {self.path} was written by a newer wavenb (schema {version}, "
-                    f"this one knows {SCHEMA_VERSION}): upgrade wavenb"
+                    f"this one knows {SCHEMA_VERSION}): upgrade wavenb",
+                    path=str(self.path),
                 )
-            for step in _MIGRATIONS[version:]:
+            for step in MIGRATIONS[version:]:
                 for statement in step:
                     tx.execute(statement)
             if version != SCHEMA_VERSION:
                 tx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _apply_rescued(self) -> None:
+        """Give rows back the task ids a failed write left in the rescue file."""
+        records = rescue.pending(self.path)
+        if not records:
+            return
+        for record in records:
+            key, pid = record.get("request_key"), record.get("prediction_id")
+            if not isinstance(key, str) or not isinstance(pid, str):
+                continue
+            row = self.by_key(key)
+            if row is not None and row.prediction_id is None:
+                sandbox = record.get("sandbox") is True
+                self.accepted(key, Prediction(pid, row.model, Status.CREATED, sandbox=sandbox))
+        rescue.retire(self.path)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -648,6 +726,7 @@ class Journal:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
 
+    @_guarded
     def _query(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
         # A single statement in autocommit mode reads one consistent snapshot.
         with self._lock:
@@ -655,12 +734,28 @@ class Journal:
 
     def _select(self, tail: str, params: Sequence[object]) -> list[JournalRow]:
         # ``tail`` is built from constants and ``?`` placeholders only; every value is bound.
-        sql = f"SELECT {_COLUMNS} FROM jobs {tail}"  # noqa: S608  (see above)
+        sql = f"SELECT {COLUMNS} FROM jobs {tail}"  # noqa: S608  (see above)
         return [_row(record) for record in self._query(sql, params)]
 
     def _now(self) -> str:
         return _iso(self._clock())
 
+    @staticmethod
+    def _row_id(db: sqlite3.Connection, prediction_id: str, base_url: str | None) -> int | None:
+        if base_url is None:
+            found = db.execute(
+                "SELECT id FROM jobs WHERE prediction_id = ? ORDER BY id DESC LIMIT 1",
+                (prediction_id,),
+            ).fetchone()
+        else:
+            found = db.execute(
+                "SELECT id FROM jobs WHERE base_url = ? AND prediction_id = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (base_url.rstrip("/"), prediction_id),
+            ).fetchone()
+        return None if found is None else int(found["id"])
+
+    @_guarded
     def _unanswered(self, request_key: str, status: str, error: str) -> None:
         now = self._now()
         with self._write() as db:
@@ -669,7 +764,7 @@ class Journal:
                 "cost = CASE WHEN ?1 = 'refused' THEN 0 ELSE price END, "
                 "finished_at = CASE WHEN ?1 = 'refused' THEN ?3 END "
                 "WHERE request_key = ?4 AND prediction_id IS NULL",
-                (status, error, now, request_key),
+                (status, redact(error)[:2000], now, request_key),
             ).rowcount
         if not done:
             raise KeyError(f"no unanswered journal row has request key {request_key!r}")
@@ -687,7 +782,7 @@ class Journal:
             "status": status,
             "output_url": prediction.output_url or old["output_url"],
             "inference_ms": prediction.inference_ms or old["inference_ms"],
-            "error": prediction.error or old["error"],
+            "error": redact(prediction.error)[:2000] if prediction.error else old["error"],
             "finished_at": old["finished_at"],
             "seen_gap_ms": old["seen_gap_ms"],
         }
@@ -711,55 +806,6 @@ class Journal:
         """Milliseconds since this process last saw the task running; ``None`` if it never did."""
         seen = self._seen.get(prediction_id)
         return None if seen is None else round((_parse(now) - seen).total_seconds() * 1000)
-
-
-# -- presenting ----------------------------------------------------------------------------
-
-
-def format_table(rows: Sequence[JournalRow], *, width: int = 100) -> str:
-    """A plain-text table of rows for ``wavenb history``: time, id, status, ratio, cost, prompt.
-
-    Times are local; ids are shortened to 12 characters (``~`` and the request key when the
-    provider gave no id); the prompt fills what is left of ``width``.
-    """
-    head = ("submitted (local)", "id", "status", "ratio", "cost", "prompt")
-    body = [
-        (
-            row.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-            row.prediction_id[:12] if row.prediction_id else "~" + row.request_key[:11],
-            row.status + (" +file" if row.path and not row.needs_download else ""),
-            row.aspect_ratio or "auto",
-            f"${row.cost:.2f}",
-            " ".join(row.prompt.split()),
-        )
-        for row in rows
-    ]
-    if not body:
-        return "no submissions in the journal"
-    widths = [max(len(line[i]) for line in (head, *body)) for i in range(len(head) - 1)]
-    room = max(10, width - sum(widths) - 2 * len(widths))
-    lines = []
-    for line in (head, *body):
-        cells = [cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)]
-        prompt = line[-1] if len(line[-1]) <= room else line[-1][: room - 1] + "…"
-        lines.append("  ".join([*cells, prompt]).rstrip())
-    return "\n".join(lines)
-
-
-def to_pandas(rows: Sequence[JournalRow]) -> Any:  # noqa: ANN401  (pandas is optional: no type to name)
-    """A ``pandas.DataFrame`` of rows, one column per field, times as UTC timestamps.
-
-    Raises:
-        ImportError: pandas is not installed (``pip install pandas``).
-    """
-    try:
-        pandas = importlib.import_module("pandas")
-    except ImportError:
-        raise ImportError("to_pandas needs pandas, which is missing: pip install pandas") from None
-    frame = pandas.DataFrame([row.as_dict() for row in rows], columns=list(JournalRow.__slots__))
-    for column in ("submitted_at", "accepted_at", "finished_at", "downloaded_at", "updated_at"):
-        frame[column] = pandas.to_datetime(frame[column], utc=True)
-    return frame
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -790,15 +836,6 @@ def _status_of(prediction: Prediction) -> JournalStatus:
     return cast("JournalStatus", prediction.status.value)
 
 
-def _file_ok(path: str | None, size: int | None) -> bool:
-    if path is None:
-        return False
-    try:
-        return Path(path).stat().st_size == size
-    except OSError:
-        return False
-
-
 def _switch_to_wal(db: sqlite3.Connection) -> str:
     """Put the file in WAL mode (it stays so) and return the mode it is in.
 
@@ -816,6 +853,11 @@ def _switch_to_wal(db: sqlite3.Connection) -> str:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
+
+
+def owner_token() -> str:
+    """``host:pid`` of this process: who began a row or holds a claim."""
+    return _owner()
 
 
 def _owner() -> str:
@@ -843,7 +885,8 @@ def _owner_alive(owner: str) -> bool:
 
 def _row(record: sqlite3.Row) -> JournalRow:
     values = {name: record[name] for name in JournalRow.__slots__}
-    for name in ("submitted_at", "accepted_at", "finished_at", "downloaded_at", "updated_at"):
+    for name in ("submitted_at", "accepted_at", "finished_at", "downloaded_at", "updated_at",
+                 "sent_at"):  # fmt: skip
         if values[name] is not None:
             values[name] = _parse(values[name])
     return JournalRow(**values)
