@@ -277,7 +277,8 @@ def check_ledger(soak: Soak) -> Counter[str]:
             assert (row.prediction_id, row.status) == (pid, "failed"), row
             states["failed"] += 1
         elif fate.startswith("expire"):
-            assert (row.prediction_id, row.status, row.needs_download) == (pid, "completed", True)
+            # A fresh check was asked for a new URL; still gone: recorded as gone, not retried.
+            assert (row.prediction_id, row.status, row.phase.value) == (pid, "deleted", "gone")
             states["completed, output gone"] += 1
         else:
             assert (row.prediction_id, row.status) == (pid, "completed"), row

@@ -534,7 +534,7 @@ async def test_an_nsfw_flag_reaches_the_video(tmp_path: Path) -> None:
     assert video.prediction.has_nsfw_contents == (True,)
 
 
-async def test_an_output_gone_404_is_not_found_and_the_row_stays_to_download(
+async def test_an_output_gone_404_is_not_found_and_the_row_is_marked_gone(
     tmp_path: Path,
 ) -> None:
     async with (
@@ -545,7 +545,9 @@ async def test_an_output_gone_404_is_not_found_and_the_row_stays_to_download(
             await client.generate(IMAGE, "Camera slowly zooms in")
         [row] = client.journal.rows()
     assert app.state.sandbox.faults.stats.fates[row.prediction_id] == "expire:404"
-    assert row.status == "completed" and row.needs_download
+    # A fresh result check was asked for a new URL first; still gone, so the row says so and
+    # resume does not try it forever.
+    assert row.status == "deleted" and row.phase.value == "gone" and not row.resumable
 
 
 async def test_an_output_gone_403_says_it_expired_not_that_the_key_is_bad(tmp_path: Path) -> None:

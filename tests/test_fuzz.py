@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.conftest import API, CANARY_KEY, png_bytes
+from tests.conftest import API, CANARY_KEY, MP4, png_bytes
 from wavenb import (
     AsyncClient,
     InputError,
@@ -49,7 +49,6 @@ HANG = 10.0
 """Seconds one example may take before it counts as a hang."""
 PID = "0123456789abcdef0123456789abcdef"
 CDN = "https://cdn.example.net"
-MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(100)
 IMAGE = png_bytes((64, 48))
 FUZZ = settings(
     max_examples=int(os.environ.get("WAVENB_FUZZ_EXAMPLES", "150")),
@@ -80,6 +79,7 @@ GOOD: dict[str, httpx.Response] = {
         json=envelope(prediction("completed", outputs=[f"{CDN}/predictions/{PID}/1.mp4"])),
     ),
     "download": httpx.Response(200, content=MP4),
+    "price": httpx.Response(200, json=envelope({"model_id": "runwayml/gen4-turbo", "price": 0.5})),
 }
 
 
@@ -89,6 +89,8 @@ def route(request: httpx.Request) -> str:
         return "upload"
     if path.endswith("/gen4-turbo"):
         return "submit"
+    if "/model/" in path:
+        return "price"
     return "download" if path.endswith(".mp4") else "result"
 
 

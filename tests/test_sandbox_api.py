@@ -219,12 +219,13 @@ async def test_submit_answers_a_created_prediction_shaped_like_the_real_one(inst
     assert data["sandbox"] is True
 
 
-async def test_webhook_query_parameter_is_accepted_and_ignored(instant) -> None:
-    _, client = instant
-    response = await client.post(
-        SUBMIT, params={"webhook": "https://example.com/hook"}, json=body(), headers=AUTH
-    )
-    assert response.json()["data"]["status"] == "created"
+@pytest.mark.parametrize("hook", ["ftp://example.com/hook", "file:///etc/passwd", "http://"])
+async def test_a_webhook_must_be_an_http_url(instant, hook: str) -> None:
+    """Delivery itself is tested in ``test_sandbox_sync.py``."""
+    app, client = instant
+    response = await client.post(SUBMIT, params={"webhook": hook}, json=body(), headers=AUTH)
+    assert_error(response, 400, "webhook")
+    assert app.state.sandbox.accepted == 0
 
 
 async def test_urls_follow_the_base_url_the_request_used() -> None:
@@ -245,11 +246,12 @@ async def test_ids_never_repeat_even_for_the_same_seed() -> None:
     assert len(set(ids)) == 4
 
 
-async def test_generic_sync_flag_is_accepted_and_answered_asynchronously(instant) -> None:
+async def test_generic_sync_flag_answers_the_finished_prediction(instant) -> None:
+    """Both outcomes of sync mode are tested in ``test_sandbox_sync.py``."""
     _, client = instant
     response = await client.post(SUBMIT, json=body(enable_sync_mode=True), headers=AUTH)
     assert response.status_code == 200
-    assert response.json()["data"]["status"] == "created"
+    assert response.json()["data"]["status"] == "completed"
 
 
 async def test_submissions_over_the_rate_cap_get_429_with_retry_after() -> None:
@@ -325,7 +327,7 @@ async def test_rejected_submissions_are_not_charged_or_counted(instant) -> None:
     await client.post(SUBMIT, json=body(seed=1), headers=AUTH)
     assert app.state.sandbox.accepted == 0
     balance = (await client.get("/api/v3/balance", headers=AUTH)).json()["data"]["balance"]
-    assert balance == pytest.approx(10.0)
+    assert balance == pytest.approx(SandboxConfig().balance)
 
 
 # -- lifecycle -----------------------------------------------------------------------------
@@ -669,7 +671,7 @@ async def test_balance_goes_down_by_the_price_of_each_accepted_video(instant) ->
         await submit(client)
     response = await client.get("/api/v3/balance", headers=AUTH)
     assert response.json() == {
-        "code": 200, "message": "success", "data": {"balance": 10.0 - 3 * PRICE_PER_VIDEO}
+        "code": 200, "message": "success", "data": {"balance": SandboxConfig().balance - 3 * PRICE_PER_VIDEO}
     }
     assert app.state.sandbox.accepted == 3
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import wavenb
-from tests.conftest import API, CANARY_KEY, PID, png_bytes, prediction, widget_states
+from tests.conftest import API, CANARY_KEY, MP4, PID, png_bytes, prediction, widget_states
 from wavenb import AsyncClient, InputError, Status, SubmissionUncertain
 from wavenb.core.models import Prediction, Video
 from wavenb.studio.html import video_caption, word_diff
@@ -26,7 +26,6 @@ from wavenb.studio.runs import CANCELLED, HistoryRow
 from wavenb.studio.widget import Studio
 
 CDN = "https://cdn.example.net"
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
 X = "\u00d7"
 """The multiplication sign in sizes such as 1280x720."""
 LIMIT = 30.0
@@ -76,11 +75,16 @@ def flat(value: Any) -> Iterator[bytes]:
 
 
 class FakeAPI:
-    """The real API's shape, scripted: the task stays ``processing`` until ``finish()``."""
+    """The real API's shape, scripted: each task stays ``processing`` until ``finish()``.
+
+    The first submit is task ``PID``; later ones get ids of their own (a real server never
+    gives two submissions one id, and wavenb refuses to trust one that does).
+    """
 
     def __init__(self) -> None:
         self.polled = asyncio.Event()
         self.done = False
+        self.submits = 0
 
     def finish(self) -> None:
         self.done = True
@@ -93,15 +97,18 @@ class FakeAPI:
                 json={"code": 200, "message": "success", "data": {"download_url": f"{CDN}/i.png"}},
             )
         if path.endswith("/runwayml/gen4-turbo"):
-            return httpx.Response(200, json=prediction("created"))
+            self.submits += 1
+            pid = PID if self.submits == 1 else f"{self.submits:032x}"
+            return httpx.Response(200, json=prediction("created", id=pid))
         if path.endswith("/result"):
+            pid = path.split("/")[-2]
             self.polled.set()
             if not self.done:
                 await asyncio.sleep(0)  # let the test run between checks
-                return httpx.Response(200, json=prediction("processing"))
+                return httpx.Response(200, json=prediction("processing", id=pid))
             return httpx.Response(
                 200,
-                json=prediction("completed", outputs=[f"{CDN}/predictions/{PID}/1.mp4"]),
+                json=prediction("completed", id=pid, outputs=[f"{CDN}/predictions/{pid}/1.mp4"]),
             )
         if path.endswith("/1.mp4"):
             return httpx.Response(200, content=MP4)
@@ -466,7 +473,7 @@ async def test_cancel_keeps_the_id_in_history_and_fetch_again_finishes(tmp_path:
     assert fetch.layout.display is None
     fetch.click()
     await studio.wait_idle(LIMIT)
-    assert run.status == "completed"
+    assert run.status == "completed", repr(run.error)
     assert studio.ui.player.value == MP4
 
 

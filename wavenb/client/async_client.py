@@ -247,6 +247,12 @@ class AsyncClient:
                                 variant=variant)  # fmt: skip
         return Job(self.session, request, fresh=fresh, output=output, on_update=on_update)
 
+    def follow(
+        self, task: Prediction | str, *, on_update: ProgressCallback | None = None
+    ) -> Job:
+        """A ``Job`` following a task that already exists (never submits): ``await job.finish()``."""
+        return Job.following(self.session, task, on_update=on_update)
+
     async def generate(
         self,
         image: ImageInput,

@@ -6,6 +6,8 @@ from typing import Final, Literal, get_args
 
 __all__ = [
     "ASPECT_RATIOS",
+    "ENHANCER_MODEL_ID",
+    "ENHANCER_PRICE",
     "MODEL_ID",
     "OUTPUT_SIZES",
     "PRICE_PER_VIDEO",
@@ -31,3 +33,9 @@ OUTPUT_SIZES: Final[dict[AspectRatio, tuple[int, int]]] = {
 
 PRICE_PER_VIDEO: Final = 0.50
 """US dollars the real API charges for one video (the seed page's flat price)."""
+
+ENHANCER_MODEL_ID: Final = "wavespeed-ai/prompt-optimizer"
+"""The WaveSpeedAI model path of the prompt optimizer (an ordinary model, priced per run)."""
+
+ENHANCER_PRICE: Final = 0.001
+"""US dollars the real API lists for one prompt-optimizer run."""

@@ -491,10 +491,16 @@ class Job:
         prediction = self.prediction
         if prediction is None or not prediction.outputs:
             raise InputError("nothing to download: the task has no output yet")
+        target = Path(path) if path is not None else self.output
         try:
-            url = protocol.check_output_url(prediction.outputs[0], prediction.id)
-            target = Path(path) if path is not None else self.output
-            saved_path, reused = await save(self, url, target, fetch)
+            try:
+                url = protocol.check_output_url(prediction.outputs[0], prediction.id)
+                saved_path, reused = await save(self, url, target, fetch)
+            except NotFoundError:
+                # Output URLs expire; a fresh result check may carry a new one. One more try.
+                prediction = await self._refresh()
+                url = protocol.check_output_url(prediction.outputs[0], prediction.id)
+                saved_path, reused = await save(self, url, target, fetch)
         except NotFoundError as error:
             journal = self.session.journal_or_none()
             if journal is not None:
@@ -509,6 +515,15 @@ class Job:
         self.video = Video(url=url, path=saved_path, prediction=prediction, reused=reused)
         await self._end(Phase.DOWNLOADED, None, path=saved_path)
         return saved_path
+
+    async def _refresh(self) -> Prediction:
+        """The task's state now (new output URLs), or ``NotFoundError`` if it has none."""
+        assert self.prediction is not None  # noqa: S101
+        fresh = await self.session.predictions.get(self.prediction.id)
+        self.prediction = self.session.remember(fresh, "check")
+        if not fresh.outputs:
+            raise NotFoundError(f"task {fresh.id} no longer has an output", status=404)
+        return self.prediction
 
     def _reused(self, row: JournalRow) -> None:
         assert row.prediction_id is not None and row.path is not None  # noqa: S101

@@ -66,9 +66,16 @@ def identify(
     source: str,
     base_url: str,
     variant: str | None = None,
+    image_sha256: str | None = None,
 ) -> Request:
-    """A ``Request`` for an image already prepared (a comparison prepares each image once)."""
-    digest = hashlib.sha256(prepared.data).hexdigest() if prepared.data is not None else None
+    """A ``Request`` for an image already prepared (a comparison prepares each image once).
+
+    ``image_sha256`` names the image by the bytes it was uploaded from when ``prepared`` is the
+    uploaded URL: the request is then the same one as when the bytes are sent.
+    """
+    digest = image_sha256
+    if digest is None and prepared.data is not None:
+        digest = hashlib.sha256(prepared.data).hexdigest()
     key = request_hash(
         model=MODEL_ID, image_sha256=digest, image_source=source, prompt=prompt,
         aspect_ratio=aspect_ratio, base_url=base_url, variant=variant,

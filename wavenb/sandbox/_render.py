@@ -15,7 +15,8 @@ How a frame is made:
    When the move needs room (a pan, a zoom out), the base crop starts zoomed in just enough
    that every box of the clip stays inside the image: no borders, no jumps at the edges.
 3. Each frame is one bilinear ``Image.resize(size, box=...)`` of that float box per plane,
-   straight to the 4:2:0 sizes, so motion is sub-pixel smooth. The stream is tagged BT.709.
+   straight to the 4:2:0 sizes, so motion is sub-pixel smooth. The SANDBOX mark is blended
+   into the planes (:mod:`wavenb.sandbox._label`). The stream is tagged BT.709.
 
 Frames are made in one worker thread a few frames ahead of the encoder (Pillow releases the
 GIL while resizing; x264 encodes on its own threads), so memory stays bounded whatever the
@@ -40,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from wavenb.core.types import ASPECT_RATIOS, OUTPUT_SIZES, AspectRatio
+from wavenb.sandbox._label import Label
 from wavenb.sandbox._motion import CameraMotion, Easing
 
 __all__ = ["RenderInfo", "VideoProbe", "closest_ratio", "probe_video", "render_video"]
@@ -157,7 +159,8 @@ def render_video(
     The video has ``round(fps * duration)`` frames at the size of ``aspect_ratio`` (by
     default the ratio closest to the image's), is yuv420p with the index at the front
     (``+faststart``, so it streams), and replaces ``path`` atomically. The same inputs give
-    the same frames; the bytes may differ, as x264's threads vary.
+    the same frames; the bytes may differ, as x264's threads vary. Every frame carries the
+    SANDBOX mark in its top-right corner (:mod:`wavenb.sandbox._label`).
 
     Raises:
         ValueError: for an unknown ratio, a non-positive ``fps``, a duration under one frame,
@@ -396,8 +399,11 @@ class _Planes:
             red=red.resize(half, Image.Resampling.BOX),
         )
 
-    def frame(self, size: tuple[int, int], box: _Box) -> av.VideoFrame:
-        """Cut ``box`` (luma coordinates) out of the planes at ``size`` as a yuv420p frame."""
+    def frame(self, size: tuple[int, int], box: _Box, label: Label | None = None) -> av.VideoFrame:
+        """Cut ``box`` (luma coordinates) out of the planes at ``size`` as a yuv420p frame.
+
+        ``label``, when given, is blended in (the SANDBOX mark).
+        """
         width, height = size
         scale_x = self.blue.width / self.luma.width
         scale_y = self.blue.height / self.luma.height
@@ -407,9 +413,15 @@ class _Planes:
         quarter = height // 4
         buffer = np.empty((height + 2 * quarter, width), dtype=np.uint8)
         buffer[:height] = np.asarray(self.luma.resize(size, _BILINEAR, box=box))
+        if label is not None:
+            label.blend_luma(buffer[:height])
         for offset, plane in ((height, self.blue), (height + quarter, self.red)):
             chroma = plane.resize(chroma_size, _BILINEAR, box=chroma_box)
-            buffer[offset : offset + quarter] = np.asarray(chroma).reshape(quarter, width)
+            # The folded rows are contiguous: viewed at the chroma plane's shape, they are it.
+            folded = buffer[offset : offset + quarter].reshape(chroma_size[1], chroma_size[0])
+            folded[...] = np.asarray(chroma)
+            if label is not None:
+                label.blend_chroma(folded)
         frame = av.VideoFrame.from_ndarray(buffer, format="yuv420p")
         frame.colorspace = frame.color_primaries = frame.color_trc = _BT709
         frame.color_range = _LIMITED_RANGE
@@ -429,9 +441,11 @@ def _encode(
     filename: str,
 ) -> None:
     """Encode the clip to ``filename``, making frames on a worker thread meanwhile."""
+    label = Label.for_size(size)
 
     def make(index: int) -> av.VideoFrame:
-        frame = planes.frame(size, camera.box(index / (frames - 1) if frames > 1 else 0.0))
+        t = index / (frames - 1) if frames > 1 else 0.0
+        frame = planes.frame(size, camera.box(t), label)
         frame.pts = index
         return frame
 

@@ -1,7 +1,10 @@
 """Serve the sandbox over HTTP with uvicorn, for notebooks on other kernels or other tools.
 
 The server is for this machine: it binds to loopback by default and warns loudly when asked
-to listen anywhere else (it accepts any API key and fetches any image URL it is given).
+to listen anywhere else (it accepts any API key and fetches any image URL it is given). Served,
+it also drops connections whose request head takes longer than ``header_timeout`` seconds, and,
+bound to loopback, answers only requests addressed to this machine by name (against DNS
+rebinding); see :mod:`wavenb.sandbox._hardening`.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Final
 
-from wavenb.sandbox._app import SANDBOX_BANNER, SandboxConfig, create_app
+from wavenb.sandbox._app import create_app
+from wavenb.sandbox._config import HEADER_TIMEOUT, SandboxConfig
+from wavenb.sandbox._envelope import SANDBOX_BANNER
 
 if TYPE_CHECKING:
     import uvicorn
 
 
-__all__ = ["DEFAULT_PORT", "build_server", "serve"]
+__all__ = ["DEFAULT_PORT", "HEADER_TIMEOUT", "build_server", "serve"]
 
 DEFAULT_PORT: Final = 8765
 
@@ -49,13 +54,27 @@ def build_server(
     config: SandboxConfig | None = None,
     *,
     log_level: str = "info",
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> uvicorn.Server:
-    """Build a uvicorn server for a fresh sandbox app, not yet started (``serve`` runs one)."""
+    """Build a uvicorn server for a fresh sandbox app, not yet started (``serve`` runs one).
+
+    Bound to loopback, the app is wrapped in a Host check (421 for other hosts); every
+    connection must send its request head within ``header_timeout`` seconds.
+
+    Raises:
+        ValueError: ``header_timeout`` is not positive.
+    """
     import uvicorn  # noqa: PLC0415  (only the served sandbox needs it)
 
+    from wavenb.sandbox._hardening import HostGuard, protocol_with_header_timeout  # noqa: PLC0415
+
     warn_if_exposed(host)
+    protocol = protocol_with_header_timeout(header_timeout)
     app = create_app(config or SandboxConfig())
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+    served = HostGuard(app) if _is_loopback(host) else app
+    return uvicorn.Server(
+        uvicorn.Config(served, host=host, port=port, log_level=log_level, http=protocol)
+    )
 
 
 def announce(host: str, port: int, config: SandboxConfig) -> None:

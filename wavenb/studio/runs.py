@@ -70,6 +70,8 @@ class Run:
     video: Video | None = None
     error: BaseException | None = None
     task: asyncio.Task[Video | None] | None = field(default=None, repr=False)
+    charged: bool = False
+    """Whether the provider accepted a submission of this run (counted in ``spent``)."""
 
     @property
     def active(self) -> bool:

@@ -30,7 +30,8 @@ from wavenb.client.async_client import AsyncClient, Resumed, Update
 from wavenb.core import protocol
 from wavenb.core.errors import InputError, PredictionFailed, PredictionTimeout, WavenbError
 from wavenb.core.images import ImageInput
-from wavenb.core.models import Prediction, Video
+from wavenb.core.models import Video
+from wavenb.core.phase import Phase
 from wavenb.core.types import AspectRatio
 from wavenb.journal.store import JournalRow
 from wavenb.studio.html import (
@@ -444,29 +445,37 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     # -- generations -----------------------------------------------------------------------
 
     async def _work(self, run: Run, task_id: str | None = None) -> Video | None:
-        """Submit (unless resuming ``task_id``), wait, download and show one run."""
+        """Drive one generation's ``Job`` (reuse, join, submit, wait, download) and show it.
+
+        The Studio moves nothing itself: it observes the job's updates. A second click on the
+        same inputs joins the job already running (one payment, whatever the front end does).
+        """
         row = RunProgress(run, self._on_cancel, lambda: len(self.client.durations))
         self.ui.running.children = (*self.ui.running.children, row)
         row.start()
 
         def on_update(update: Update) -> None:
             try:
-                run.status = update.prediction.status.label
+                run.status = update.phase.label
+                if update.prediction is not None:
+                    run.prediction_id = update.prediction.id
+                if update.phase is Phase.ACCEPTED and not run.charged:
+                    run.charged = True
+                    self._spent += self.client.price_per_video
                 row.update(update)
                 self._rows[run].refresh()
             except Exception as error:  # noqa: BLE001  (a display bug must not stop the run)
                 self.show_error(error)
 
         try:
-            if task_id is None and (reused := await self._reused(run)) is not None:
-                run.video = reused
-                run.status, run.error = "completed", None
-                self._results.append(reused)
-                return reused
-            target = task_id if task_id is not None else await self._submit(run)
-            done = await self.client.wait(target, on_update=on_update)
-            row.phase("downloading")
-            path = await self.client.download(done)
+            if task_id is not None:  # "Fetch again": follow the task, never submit
+                video = await self.client.follow(task_id, on_update=on_update).finish()
+            elif run.image is None:  # only resumed runs have none, and they are never submitted
+                raise InputError("this run has no image to send")
+            else:
+                job = await self.client.job(run.image.send, run.prompt, run.aspect_ratio,
+                                            on_update=on_update)  # fmt: skip
+                video = await job.run()
         except asyncio.CancelledError:
             run.finish_cancelled()
             raise
@@ -474,11 +483,12 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             run.error, run.status = error, _failure_status(error)
             return None
         else:
-            run.video = Video(url=done.outputs[0], path=path, prediction=done)
+            run.video = video
             run.status, run.error = "completed", None
-            self._results.append(run.video)
-            return run.video
+            self._results.append(video)
+            return video
         finally:
+            self._release(run)
             row.stop()
             self.ui.running.children = tuple(c for c in self.ui.running.children if c is not row)
             run.elapsed = time.monotonic() - run.clock
@@ -486,31 +496,6 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             if run.video is not None or run.error is not None:
                 self._show(run)
             self._refresh()
-
-    async def _reused(self, run: Run) -> Video | None:
-        """The journal's video for these exact inputs, if they already completed (free)."""
-        if run.image is None:
-            return None
-        try:
-            found = await self.client.find_reusable(run.image.send, run.prompt, run.aspect_ratio)
-        except BaseException:
-            self._release(run)
-            raise
-        if found is not None:
-            self._release(run)
-        return found
-
-    async def _submit(self, run: Run) -> Prediction:
-        try:
-            if run.image is None:  # only resumed runs have none, and they are never submitted
-                raise InputError("this run has no image to send")
-            prediction = await self.client.submit(run.image.send, run.prompt, run.aspect_ratio)
-        finally:
-            self._release(run)
-        run.prediction_id = prediction.id
-        self._spent += self.client.price_per_video
-        self._rows[run].refresh()
-        return prediction
 
     # -- resuming earlier tasks ------------------------------------------------------------
 

@@ -1,0 +1,153 @@
+"""Where renders run: worker processes for real clips, a thread for tiny ones.
+
+One process pool per Python process, shared by every sandbox app in it, created on the first
+long render and sized to the CPUs this process may use. Processes, because a render is CPU work
+in Python, numpy, Pillow and x264 at once: in threads two renders fight over one GIL and starve
+the event loop that answers the API; in processes each render has a core, and the server stays
+responsive. The workers are started with ``spawn`` (never ``fork``: forking a process that runs
+threads, as a Jupyter kernel or a uvicorn server does, can copy a held lock into the child and
+hang it), at a lower priority (``nice``), and import the renderer once when they start.
+
+Tiny clips (under :data:`POOL_MIN_SECONDS`, what tests and the chaos soak render) stay in a
+small thread pool: starting the worker processes costs more than such a render, and a test
+suite then never starts a process at all.
+
+Both pools end at interpreter exit (:func:`shutdown` is registered with ``atexit``); a test
+that starts the process pool calls :func:`shutdown` to leave no process behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Final
+
+from wavenb.sandbox._jobs import Outcome
+from wavenb.sandbox._renderjob import RenderTask, run
+
+__all__ = ["POOL_MIN_SECONDS", "process_count", "shutdown", "submit_render", "uses_processes"]
+
+POOL_MIN_SECONDS: Final = 2.0
+"""Clips at least this long render in a worker process; shorter ones in a thread."""
+_THREADS: Final = 2
+_NICENESS: Final = 5
+"""How much lower the workers' CPU priority is: the API answers first, renders take the rest."""
+
+_lock = threading.Lock()
+_threads: ThreadPoolExecutor | None = None
+_processes: ProcessPoolExecutor | None = None
+
+
+def uses_processes(task: RenderTask) -> bool:
+    """Whether ``task`` renders in a worker process (a clip of ``POOL_MIN_SECONDS`` or more)."""
+    return task.duration >= POOL_MIN_SECONDS
+
+
+def process_count() -> int:
+    """How many worker processes the pool has (or will have): the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def submit_render(task: RenderTask, clock: Callable[[], float]) -> Future[Outcome]:
+    """Start rendering ``task``; the future's outcome is stamped with ``clock()`` at its end.
+
+    Cancelling the future cancels the render if it has not started; a running render goes on
+    (and ``cancel()`` says ``False``), as with any executor.
+    """
+    if not uses_processes(task):
+        return _RenderFuture(_thread_pool().submit(run, task), clock)
+    try:
+        inner = _process_pool().submit(run, task)
+    except BrokenProcessPool:
+        # A worker died (killed, out of memory): the pool is unusable. Start a fresh one.
+        _drop_broken_pool()
+        inner = _process_pool().submit(run, task)
+    return _RenderFuture(inner, clock)
+
+
+def shutdown() -> None:
+    """Stop both pools, waiting for running renders; the next render starts them again."""
+    global _threads, _processes  # noqa: PLW0603  (the per-process pools, by design)
+    with _lock:
+        pools: list[Executor | None] = [_threads, _processes]
+        _threads = _processes = None
+    for pool in pools:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _threads  # noqa: PLW0603
+    with _lock:
+        if _threads is None:
+            _threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="wavenb-render")
+        return _threads
+
+
+def _process_pool() -> ProcessPoolExecutor:
+    global _processes  # noqa: PLW0603
+    with _lock:
+        if _processes is None:
+            _processes = ProcessPoolExecutor(
+                process_count(),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+            )
+        return _processes
+
+
+def _drop_broken_pool() -> None:
+    global _processes
+    with _lock:
+        broken, _processes = _processes, None
+    if broken is not None:
+        broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_worker() -> None:
+    """Runs first in each worker: lower its priority, import the renderer once."""
+    with contextlib.suppress(OSError):
+        os.nice(_NICENESS)
+    import wavenb.sandbox._motion  # noqa: PLC0415  (warm: the first render is not slower)
+    import wavenb.sandbox._render  # noqa: PLC0415, F401
+
+
+class _RenderFuture(Future[Outcome]):
+    """The outcome of a render running in ``inner``, stamped with the sandbox clock when done."""
+
+    def __init__(
+        self, inner: Future[tuple[str | None, str | None]], clock: Callable[[], float]
+    ) -> None:
+        super().__init__()
+        self._inner = inner
+        self._clock = clock
+        inner.add_done_callback(self._settle)
+
+    def cancel(self) -> bool:
+        """Cancel the render if it has not started yet."""
+        if not self._inner.cancel():
+            return False  # running or done: the outcome will (or did) arrive
+        return super().cancel()
+
+    def _settle(self, inner: Future[tuple[str | None, str | None]]) -> None:
+        if inner.cancelled():
+            super().cancel()
+            return
+        try:
+            output, error = inner.result()
+        except Exception as exc:  # noqa: BLE001  (a dead worker fails one job, never hangs it)
+            output, error = None, f"Sandbox render error: {type(exc).__name__}"
+        if self.set_running_or_notify_cancel():
+            self.set_result(Outcome(finished_at=self._clock(), output=output, error=error))
+
+
+atexit.register(shutdown)
