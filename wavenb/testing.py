@@ -97,7 +97,6 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import httpx
 import pytest
-
 import stamina
 
 from wavenb.client.async_client import AsyncClient
@@ -314,7 +313,8 @@ def wavenb_offline(
     monkeypatch.setenv("WAVENB_HOME", str(home))
     monkeypatch.setenv("WAVENB_SANDBOX_SPEED", "instant")
     recording = _recording(request)
-    previous = runtimes.install(runtimes.Runtime() if recording else runtimes.Runtime.scaled(TEST_SCALE))
+    fresh = runtimes.Runtime() if recording else runtimes.Runtime.scaled(TEST_SCALE)
+    previous = runtimes.install(fresh)
     stamina.set_testing(not recording, attempts=1000, cap=True)
     try:
         yield home

@@ -1,2 +1,5 @@
-"""The thin API layer: one HTTP shell (``http``), the resources over it (``resources``), and the
-embedded sandbox's transport (``embedded``). No journal, no waiting, no money decisions here."""
+"""The thin API layer: the HTTP shell, the resources over it, the embedded sandbox's transport.
+
+``http`` sends and reads, ``resources`` names what the API offers, ``embedded`` bootstraps
+the in-process sandbox. No journal, no waiting, no money decisions here.
+"""

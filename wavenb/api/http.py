@@ -48,7 +48,7 @@ from wavenb.core.errors import (
 from wavenb.core.redact import install_log_filter, redact
 from wavenb.core.runtime import Runtime
 
-__all__ = ["MAX_ANSWER", "Http", "read_retryable"]
+__all__ = ["DEFAULT_CONNECTIONS", "MAX_ANSWER", "Http", "read_retryable"]
 
 logger = logging.getLogger("wavenb")
 install_log_filter(logger)
@@ -126,7 +126,12 @@ class Http:
         await self._client.aclose()
 
     async def call(
-        self, method: str, path: str, *, paid: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        paid: bool = False,
+        **kwargs: Any,  # noqa: ANN401  (httpx's request options, passed through)
     ) -> Any:  # noqa: ANN401  (the envelope's data is whatever the endpoint returns)
         """Send one request to the API and return the envelope's ``data``; no retries.
 
@@ -310,7 +315,8 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
         tail = finish()
     except zlib.error:
         raise ServerError(
-            "the answer's compression is broken (bad gzip/deflate data)", status=response.status_code
+            "the answer's compression is broken (bad gzip/deflate data)",
+            status=response.status_code,
         ) from None
     if size + len(tail) > limit:
         raise ServerError(_too_big(limit), status=response.status_code)

@@ -16,6 +16,7 @@ Nothing here journals, waits or decides anything about money: that is the lifecy
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -29,13 +30,13 @@ from wavenb.core.errors import PredictionFailed, ServerError, SubmissionUncertai
 from wavenb.core.images import PreparedImage
 from wavenb.core.models import Prediction
 from wavenb.core.polling import PollPolicy
-from wavenb.core.types import MODEL_ID
+from wavenb.core.types import ENHANCER_MODEL_ID, MODEL_ID
 
 __all__ = ["Account", "Enhancer", "Media", "Models", "Predictions", "Quote"]
 
 logger = logging.getLogger("wavenb")
 
-ENHANCER_ID: Final = "wavespeed-ai/prompt-optimizer"
+ENHANCER_ID: Final = ENHANCER_MODEL_ID
 ENHANCER_POLICY: Final = PollPolicy(
     min_interval=1.0, first_delay=1.0, growth=0.25, max_interval=3.0
 )
@@ -119,7 +120,7 @@ class Predictions:
             if not items or seen >= total:
                 return
 
-    async def delete(self, ids: list[str]) -> None:
+    async def delete(self, ids: builtins.list[str]) -> None:
         """Remove predictions from the account's history (``POST /api/v3/predictions/delete``)."""
         for prediction_id in ids:
             protocol.result_path(prediction_id)  # checks the id's shape

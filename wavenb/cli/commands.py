@@ -1,5 +1,8 @@
-"""What each ``wavenb`` subcommand does. Output goes to stdout; progress and errors to stderr,
-every line redacted (a server that echoes the key never gets it printed)."""
+"""What each ``wavenb`` subcommand does.
+
+Output goes to stdout; progress and errors to stderr, every line redacted (a server that
+echoes the key never gets it printed).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""``wavenb`` on the command line: ``generate`` a video, ``history``, ``resume``, ``download``,
-or serve the ``sandbox``.
+"""``wavenb`` on the command line: generate, history, resume, download, or serve the sandbox.
 
 Exit status: 0 only for a completed, downloaded video; 2 for bad input or usage; 3 for an
 authentication problem; 4 when the task failed; 5 when waiting timed out; 6 when a submit's

@@ -24,7 +24,7 @@ from typing import Literal, TypedDict, Unpack
 import httpx
 
 from wavenb.api.embedded import embedded_transport
-from wavenb.api.http import Http
+from wavenb.api.http import DEFAULT_CONNECTIONS, Http
 from wavenb.api.resources import Account, Enhancer, Media, Models, Predictions
 from wavenb.core import runtime as runtimes
 from wavenb.core.config import Settings, resolve
@@ -73,6 +73,8 @@ class ClientOptions(TypedDict, total=False):
     """Clock, sleep, randomness and registries (default ``wavenb.core.runtime.current()``)."""
     key_from_env: bool
     """``False``: never read ``WAVESPEED_API_KEY`` (for a server the key does not belong to)."""
+    max_connections: int
+    """Requests in flight at once (default 64); more wait their turn before the pool."""
 
 
 class AsyncClient:
@@ -104,8 +106,11 @@ class AsyncClient:
         transport = options.get("transport")
         if transport is None and self.settings.embedded:
             transport = embedded_transport(self.settings.sandbox_speed, runtime)
-        http = Http(self.settings, transport=transport, timeout=options.get("timeout", 30.0),
-                    version=VERSION, runtime=runtime)  # fmt: skip
+        http = Http(
+            self.settings, transport=transport, timeout=options.get("timeout", 30.0),
+            version=VERSION, runtime=runtime,
+            max_connections=options.get("max_connections", DEFAULT_CONNECTIONS),
+        )  # fmt: skip
         output_dir = options.get("output_dir")
         max_spend = options.get("max_spend")
         self.session = Session(
@@ -123,7 +128,7 @@ class AsyncClient:
 
     @property
     def predictions(self) -> Predictions:
-        """Tasks: ``create`` (the raw paid POST), ``get``, ``list`` (account history), ``delete``."""
+        """Tasks: ``create`` (the raw paid POST), ``get``, ``list`` (history), ``delete``."""
         return self.session.predictions
 
     @property
@@ -170,8 +175,10 @@ class AsyncClient:
 
     @property
     def price_per_video(self) -> float:
-        """US dollars one video costs here, as last known: 0 on a sandbox; the quote once
-        ``price()`` fetched it, else the list price ($0.50)."""
+        """US dollars one video costs here, as last known (no request).
+
+        0 on a sandbox; the quote once ``price()`` fetched it, else the list price ($0.50).
+        """
         if self.backend == "sandbox":
             return 0.0
         return self.session.models.cached(MODEL_ID)
@@ -181,8 +188,11 @@ class AsyncClient:
         return await self.session.price(MODEL_ID)
 
     async def detect(self) -> Literal["sandbox", "api"]:
-        """Ask the server once what it is (a served sandbox says so), so the price and the
-        SANDBOX label are right before the first generation. Returns ``backend``."""
+        """Ask the server once what it is; returns ``backend``.
+
+        A served sandbox says so in every answer: asking at start makes the price and the
+        SANDBOX label right before the first generation.
+        """
         if not self.session.http.sandbox_seen:
             try:
                 await self.session.models.quote(MODEL_ID)
@@ -250,7 +260,7 @@ class AsyncClient:
     def follow(
         self, task: Prediction | str, *, on_update: ProgressCallback | None = None
     ) -> Job:
-        """A ``Job`` following a task that already exists (never submits): ``await job.finish()``."""
+        """A ``Job`` following a task that already exists: ``await job.finish()``; never submits."""
         return Job.following(self.session, task, on_update=on_update)
 
     async def generate(
@@ -355,7 +365,7 @@ class AsyncClient:
     ) -> Video | None:
         """The stored video of the same request already completed here, or ``None``."""
         job = await self.job(image, prompt, aspect_ratio)
-        return await job._reusable()  # noqa: SLF001  (the lifecycle's own lookup)
+        return await job._reusable()
 
     async def resume(self, *, on_update: ProgressCallback | None = None) -> list[Resumed]:
         """Finish what the journal says was left undone on this server; never resubmits.

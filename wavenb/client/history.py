@@ -67,8 +67,10 @@ def spent(since: datetime | None = None) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """What to send to one server: a key (``None``: the sandbox placeholder) and whether the
-    environment's key may be read."""
+    """What to send to one server.
+
+    A key (``None``: the sandbox placeholder), and whether the environment's key may be read.
+    """
 
     api_key: str | None
     from_env: bool

@@ -109,8 +109,11 @@ class JournalError(WavenbError):
 
 
 class DownloadError(WavenbError):
-    """The output could not be saved whole: cut short, not an MP4 (an HTML error page), or
-    larger than the download limit. Nothing was recorded as downloaded; resume tries again."""
+    """The output could not be saved whole.
+
+    Cut short, not an MP4 (an HTML error page), or larger than the download limit. Nothing was
+    recorded as downloaded; resume tries again.
+    """
 
 
 class APIError(WavenbError):

@@ -35,7 +35,7 @@ _KNOWN: Final = frozenset(
 """Top-level box types seen in MP4 / QuickTime files; anything else means this is not one."""
 
 
-class NotMp4(ValueError):  # noqa: N818  (reads as a verdict: "NotMp4: the file is cut")
+class NotMp4(ValueError):
     """The file is not a complete MP4; the message says why, in words."""
 
 
@@ -69,13 +69,13 @@ def _walk(file: BinaryIO, size: int) -> Mp4Boxes:
         raise NotMp4("the file is empty")
     types: list[str] = []
     offset = 0
+    head = _peek(file)
+    if head[4:8] != b"ftyp":
+        raise NotMp4(f"it does not start with an MP4 'ftyp' box (starts with {head!r})")
     while offset < size:
         if len(types) >= _MAX_BOXES:
             raise NotMp4("too many top-level boxes for a video")
         kind, length = _box(file, offset, size)
-        if not types and kind != b"ftyp":
-            head = _peek(file)
-            raise NotMp4(f"it does not start with an MP4 'ftyp' box (starts with {head!r})")
         if kind not in _KNOWN:
             raise NotMp4(f"unexpected box {kind!r} at byte {offset}: not an MP4 structure")
         types.append(kind.decode("latin-1"))

@@ -2,12 +2,12 @@
 
 One paid generation moves through these phases, and only ``wavenb.jobs.Job`` moves it::
 
-    waiting ─▶ submitting ─┬─▶ refused                 the server certainly did not take it: $0
-                           ├─▶ unknown ─(history)─┐    sent, no answer: maybe charged, never resent
-                           └─▶ accepted ◀─────────┘
+    waiting ─▶ submitting ─┬─▶ refused             the server certainly did not take it: $0
+                           ├─▶ unknown ─(history)─┐  sent, no answer: maybe charged, never resent
+                           └─▶ accepted ◀───────┘
                                   │
-                               queued ─▶ processing ─┬─▶ completed ─▶ downloaded   the MP4 is on disk
-                                                     │        └────▶ gone         the output expired
+                               queued ─▶ processing ─┬─▶ completed ─▶ downloaded  (on disk)
+                                                     │        └────▶ gone        (expired)
                                                      └─▶ failed
 
     stopped    wavenb stopped waiting (cancelled, timed out): the task goes on at the provider,
@@ -23,7 +23,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["ACTIVE", "ENDED", "Phase"]
+from wavenb.core.models import Status
+
+__all__ = ["ACTIVE", "ENDED", "Phase", "phase_of_status"]
 
 
 class Phase(StrEnum):
@@ -78,3 +80,18 @@ ACTIVE: Final = frozenset(
     {Phase.WAITING, Phase.SUBMITTING, Phase.ACCEPTED, Phase.QUEUED, Phase.PROCESSING,
      Phase.COMPLETED}
 )  # fmt: skip
+
+
+_OF_STATUS: Final = {
+    Status.CREATED: Phase.QUEUED,
+    Status.PENDING: Phase.QUEUED,
+    Status.PROCESSING: Phase.PROCESSING,
+    Status.UNKNOWN: Phase.PROCESSING,
+    Status.COMPLETED: Phase.COMPLETED,
+    Status.DELETED: Phase.GONE,
+}
+
+
+def phase_of_status(status: Status) -> Phase:
+    """The phase a provider status stands for while wavenb follows the task."""
+    return _OF_STATUS.get(status, Phase.FAILED)

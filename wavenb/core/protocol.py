@@ -480,8 +480,10 @@ them); smaller ones are dollars."""
 
 
 def parse_price(data: object) -> float:
-    """US dollars from a price quote: ``discounted_price``, ``price``, ``unit_price`` or
-    ``base_price``, whichever comes first; values >= 10,000 are millionths of a dollar.
+    """US dollars from a price quote.
+
+    The first of ``discounted_price``, ``price``, ``unit_price`` or ``base_price``; values of
+    10,000 or more are millionths of a dollar.
 
     Raises:
         ServerError: no usable number in the answer.

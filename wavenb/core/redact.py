@@ -22,6 +22,7 @@ kept out of every output of this process (logs and tracebacks are process-wide t
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import re
 import threading
@@ -84,10 +85,8 @@ def scrub_exception(error: BaseException) -> BaseException:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        try:
+        with contextlib.suppress(AttributeError, TypeError):  # a type with read-only args
             current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
-        except (AttributeError, TypeError):  # an exception type with read-only args
-            pass
         notes = getattr(current, "__notes__", None)
         if isinstance(notes, list):
             current.__notes__ = [redact(n) if isinstance(n, str) else n for n in notes]

@@ -96,7 +96,7 @@ def current() -> Runtime:
 
 def install(runtime: Runtime) -> Runtime:
     """Make ``runtime`` the one new clients use; returns the previous one (to restore)."""
-    global _current  # noqa: PLW0603  (the one process-wide default, swapped whole, never patched)
+    global _current
     with _current_lock:
         previous, _current = _current, runtime
     return previous

@@ -1,2 +1,5 @@
-"""The lifecycle of one paid generation (``job.Job``) and what drives it: the request, the
-session it runs in, the submit gate, verified downloads, resume and reconciliation."""
+"""The lifecycle of one paid generation (``job.Job``) and what it needs.
+
+The request, the session it runs in, the submit gate, the poll loop, verified downloads,
+resume and reconciliation.
+"""

@@ -52,7 +52,7 @@ class Saved:
 
 
 class _Cut(DownloadError):
-    """Cut short or mangled on the way: worth another try."""
+    """Cut short, mangled, or an error page: worth another try."""
 
 
 async def fetch(http: Http, url: str, target: Path, *, max_bytes: int = MAX_DOWNLOAD) -> Saved:
@@ -114,9 +114,10 @@ async def _fetch_once(http: Http, url: str, target: Path, max_bytes: int) -> Sav
         try:
             await asyncio.to_thread(check_mp4, partial)
         except NotMp4 as error:
-            if size and _looks_cut(str(error)):
-                raise _Cut(f"the download is not a whole MP4 ({error})") from None
-            raise DownloadError(f"the output is not an MP4 video: {error}") from None
+            # Cut, empty, or a CDN's error page sent with 200: all worth another try (a WAF
+            # block or a cut passes); after the last try it stays resumable.
+            what = "a whole MP4" if _looks_cut(str(error)) else "an MP4 video"
+            raise _Cut(f"the output is not {what}: {error}") from None
         await asyncio.to_thread(os.replace, partial, target)
     finally:
         await asyncio.to_thread(partial.unlink, missing_ok=True)
@@ -146,7 +147,7 @@ def _close(file: BinaryIO, *, sync: bool) -> None:
 
 
 def _looks_cut(reason: str) -> bool:
-    return "cut" in reason or "incomplete" in reason
+    return any(word in reason for word in ("cut", "incomplete", "empty"))
 
 
 def _content_length(value: str | None) -> int | None:

@@ -81,7 +81,8 @@ class SubmitGate:
                 limited += 1
                 self.pacer.limited(runtime.clock(), error.retry_after)
                 asked = error.retry_after
-                if limited >= MAX_RATE_LIMITED or (asked is not None and asked > LONGEST_SUBMIT_WAIT):
+                too_long = asked is not None and asked > LONGEST_SUBMIT_WAIT
+                if limited >= MAX_RATE_LIMITED or too_long:
                     raise
                 logger.info("wavenb: submit rate limited; waiting %s", _wait_text(asked))
                 continue

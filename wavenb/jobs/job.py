@@ -48,13 +48,15 @@ from wavenb.core.errors import (
     WavenbError,
 )
 from wavenb.core.models import Prediction, Status, Video
-from wavenb.core.phase import Phase
+from wavenb.core.phase import Phase, phase_of_status
 from wavenb.core.polling import PollPolicy
 from wavenb.jobs import reconcile
 from wavenb.jobs.download import fetch
 from wavenb.jobs.events import ProgressCallback, Update, notify
 from wavenb.jobs.request import Request
+from wavenb.jobs.saving import JOIN_LIMIT, JOIN_POLL, save
 from wavenb.jobs.session import Session
+from wavenb.jobs.waiting import follow
 from wavenb.journal import rescue
 from wavenb.journal.rows import JournalRow, file_ok
 from wavenb.journal.store import TaskIdConflict, owner_token
@@ -65,25 +67,10 @@ logger = logging.getLogger("wavenb")
 
 DEFAULT_WAIT: Final = 900.0
 """Seconds ``wait`` gives a video before ``PredictionTimeout``: generous, since tasks queue."""
-JOIN_POLL: Final = 0.5
-"""Seconds between looks at the journal while another process sends or downloads a task."""
-JOIN_LIMIT: Final = 300.0
-"""How long a joined submission or download is waited for before giving up."""
-
-_PHASES: Final = {
-    Status.CREATED: Phase.QUEUED,
-    Status.PENDING: Phase.QUEUED,
-    Status.PROCESSING: Phase.PROCESSING,
-    Status.UNKNOWN: Phase.PROCESSING,
-    Status.COMPLETED: Phase.COMPLETED,
-}
-
 
 def phase_of(prediction: Prediction) -> Phase:
     """The phase a task's status stands for while wavenb follows it."""
-    if prediction.status is Status.DELETED:
-        return Phase.GONE
-    return _PHASES.get(prediction.status, Phase.FAILED)
+    return phase_of_status(prediction.status)
 
 
 class Job:
@@ -334,7 +321,9 @@ class Job:
         try:
             await self.session.write(getattr(journal, method), key, reason)
         except (JournalError, KeyError) as failure:
-            logger.error("wavenb: could not record submission %s as %s: %s", key, method, failure)
+            logger.error(  # noqa: TRY400  (the message says it all; no traceback for users)
+                "wavenb: could not record submission %s as %s: %s", key, method, failure
+            )
 
     def _reserve_in_memory(self, price: float) -> None:
         from wavenb.core.errors import BudgetExceeded  # noqa: PLC0415  (journal=False only)
@@ -391,10 +380,11 @@ class Job:
                     "an identical submission by another run has had no answer for "
                     f"{JOIN_LIMIT:g} s; wavenb.resume() settles it, or pass fresh=True"
                 )
-            await self._emit(Phase.SUBMITTING, detail="an identical request is being sent: joining it")
+            await self._emit(Phase.SUBMITTING, detail="an identical request is being sent: joining")
             await self.session.runtime.sleep(JOIN_POLL)
             waited += JOIN_POLL
-            row = await self.session.write(journal.by_key, row.request_key) or row
+            latest = await self.session.write(journal.by_key, row.request_key)
+            row = latest if latest is not None else row
         logger.info("wavenb: joined identical request %s (no second payment)", row.prediction_id)
         prediction = Prediction(row.prediction_id, row.model, Status.UNKNOWN,
                                 outputs=(row.output_url,) if row.output_url else (),
@@ -455,8 +445,6 @@ class Job:
                 without an output.
             PredictionTimeout: ``timeout`` seconds passed; the task goes on at the provider.
         """
-        from wavenb.jobs.waiting import follow  # noqa: PLC0415  (the loop lives beside this file)
-
         if self.prediction is None:
             raise InputError("nothing to wait for: the job has no task yet (submit first)")
         try:
@@ -486,8 +474,6 @@ class Job:
             NotFoundError: the output is gone (recorded as gone).
             ServerError: the output URL is unusable (for this task only).
         """
-        from wavenb.jobs.saving import save  # noqa: PLC0415  (claims and paths, beside this file)
-
         prediction = self.prediction
         if prediction is None or not prediction.outputs:
             raise InputError("nothing to download: the task has no output yet")
@@ -526,7 +512,8 @@ class Job:
         return self.prediction
 
     def _reused(self, row: JournalRow) -> None:
-        assert row.prediction_id is not None and row.path is not None  # noqa: S101
+        assert row.prediction_id is not None  # noqa: S101  (reusable rows have both)
+        assert row.path is not None  # noqa: S101
         prediction = Prediction(row.prediction_id, row.model, Status.COMPLETED,
                                 outputs=(row.output_url,) if row.output_url else (),
                                 inference_ms=row.inference_ms, sandbox=row.backend == "sandbox",
@@ -553,9 +540,16 @@ class Job:
 
     # -- updates ---------------------------------------------------------------------------
 
-    async def _end(self, phase: Phase, error: WavenbError | None, **fields: object) -> None:
+    async def _end(
+        self,
+        phase: Phase,
+        error: WavenbError | None,
+        *,
+        path: Path | None = None,
+        reused: bool = False,
+    ) -> None:
         self.error = error
-        await self._emit(phase, error=error, **fields)
+        await self._emit(phase, error=error, path=path, reused=reused)
 
     async def _emit(
         self,
@@ -574,7 +568,8 @@ class Job:
         update = Update(
             prediction=self.prediction, elapsed=self.session.runtime.clock() - self._began,
             checks=self.checks, next_check=next_check, eta=eta, phase=phase, key=self.key,
-            detail=detail, error=error, path=path, reused=reused or bool(self.video and self.video.reused),
+            detail=detail, error=error, path=path,
+            reused=reused or bool(self.video and self.video.reused),
         )  # fmt: skip
         for listener in list(self._listeners):
             await notify(listener, update)

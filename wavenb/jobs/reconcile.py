@@ -118,7 +118,7 @@ async def _settle_one(
     session: Session,
     row: JournalRow,
     history: Sequence[Prediction],
-    taken: set[str | None],
+    taken: set[str],
     now: datetime,
 ) -> Settlement:
     journal = session.journal
@@ -126,7 +126,8 @@ async def _settle_one(
     sent = row.sent_at or row.submitted_at
     window = (sent - WINDOW_BEFORE, sent + WINDOW_AFTER)
     found = [p for p in history if p.id not in taken and matches(row, p, window)]
-    looked = f"{len(history)} predictions of {row.model} created {_when(window[0])}-{_when(window[1])}"
+    span = f"{_when(window[0])}-{_when(window[1])}"
+    looked = f"{len(history)} predictions of {row.model} created {span}"
     if len(found) == 1:
         prediction = found[0]
         await session.write(journal.accepted, row.request_key, prediction)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from wavenb.api.http import Http
 from wavenb.core.errors import DownloadError
 from wavenb.jobs.download import Saved
 from wavenb.journal.rows import file_ok
@@ -23,7 +22,12 @@ from wavenb.journal.rows import file_ok
 if TYPE_CHECKING:
     from wavenb.jobs.job import Job
 
-__all__ = ["save"]
+__all__ = ["JOIN_LIMIT", "JOIN_POLL", "save"]
+
+JOIN_POLL: Final = 0.5
+"""Seconds between looks at the journal while another process sends or downloads a task."""
+JOIN_LIMIT: Final = 300.0
+"""How long a joined submission or download is waited for before giving up."""
 
 Fetch = Callable[..., Awaitable[Saved]]
 
@@ -33,8 +37,6 @@ async def save(job: Job, url: str, target: Path | None, fetch: Fetch) -> tuple[P
 
     Returns the path and whether it was someone else's download.
     """
-    from wavenb.jobs.job import JOIN_LIMIT, JOIN_POLL  # noqa: PLC0415  (constants of the caller)
-
     session = job.session
     prediction = job.prediction
     assert prediction is not None  # noqa: S101
@@ -54,7 +56,7 @@ async def save(job: Job, url: str, target: Path | None, fetch: Fetch) -> tuple[P
                 f"another process has been downloading task {prediction.id} for {JOIN_LIMIT:g} s;"
                 " try resume again later"
             )
-        await job._emit(job.phase, detail="another process is downloading it")  # noqa: SLF001
+        await job._emit(job.phase, detail="another process is downloading it")
         await session.runtime.sleep(JOIN_POLL)
         waited += JOIN_POLL
     try:

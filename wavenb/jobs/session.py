@@ -100,9 +100,8 @@ class Session:
         if self.backend == "sandbox":
             return 0.0
         quote = await self.models.quote(model)
-        if self.backend == "sandbox":  # the quote's answer may have revealed a served sandbox
-            return 0.0
-        return quote.price
+        # The quote's answer may have revealed a served sandbox (its header).
+        return 0.0 if self.http.sandbox_seen else quote.price
 
     def policy(self, override: PollPolicy | None = None) -> PollPolicy:
         """The poll schedule: the caller's, the client's, else by backend."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from wavenb.core.errors import PredictionFailed, PredictionTimeout
 from wavenb.core.models import Prediction, Status
+from wavenb.core.phase import phase_of_status
 from wavenb.core.polling import DurationStats, PollPolicy
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ async def follow(job: Job, *, timeout: float | None, policy: PollPolicy | None) 
     Raises:
         PredictionFailed: it ended without a video. PredictionTimeout: ``timeout`` passed.
     """
-    from wavenb.jobs.job import phase_of  # noqa: PLC0415  (job imports this module lazily too)
-
     session = job.session
     runtime = session.runtime
     current = job.prediction
@@ -51,7 +50,7 @@ async def follow(job: Job, *, timeout: float | None, policy: PollPolicy | None) 
         delay = schedule.next_delay(running, stats.expectation(), runtime.random())
         if deadline is not None:
             delay = min(delay, max(0.0, deadline - runtime.clock()))
-        await job._emit(phase_of(current), next_check=delay, eta=_eta(stats, running))  # noqa: SLF001  (the job's own loop)
+        await job._emit(phase_of_status(current.status), next_check=delay, eta=_eta(stats, running))
         await runtime.sleep(delay)
         current = await _check(job, current, deadline, timeout)
         if not current.terminal and deadline is not None and runtime.clock() >= deadline:

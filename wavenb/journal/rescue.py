@@ -12,6 +12,7 @@ pages, no locks); if even this fails, the id is still in the exception and on st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -66,7 +67,5 @@ def retire(journal: Path) -> None:
     """Rename the applied rescue file so it is not applied twice (kept for the record)."""
     path = rescue_path(journal)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    try:
+    with contextlib.suppress(OSError):
         path.rename(path.with_name(f"{path.name}.applied-{stamp}"))
-    except OSError:
-        pass

@@ -150,7 +150,7 @@ class JournalRow:
         return values
 
 
-def phase_of(row: JournalRow) -> Phase:
+def phase_of(row: JournalRow) -> Phase:  # noqa: PLR0911  (one return per stored status)
     """The phase a stored row stands for (the file may also be checked on disk)."""
     status = row.status
     if status in ("submitting", "unknown", "refused"):

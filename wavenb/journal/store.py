@@ -34,58 +34,57 @@ to put one, and every text it stores is redacted.
 
 from __future__ import annotations
 
-import functools
-import os
-import socket
 import sqlite3
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, ParamSpec, TypeVar, cast
+from typing import Any, Final
 
 from wavenb.core.config import data_dir
 from wavenb.core.errors import BudgetExceeded, JournalError, WavenbError
 from wavenb.core.models import Prediction, Status
 from wavenb.core.redact import redact
 from wavenb.journal import rescue
-from wavenb.journal.rows import (
-    LOST_WITH_KERNEL,
-    STATUSES,
-    TERMINAL,
-    JournalRow,
-    JournalStatus,
-    file_ok,
+from wavenb.journal.faults import guarded, journal_error
+from wavenb.journal.reads import RETENTION, STALE_SUBMIT, Reads
+from wavenb.journal.records import (
+    casefold,
+    iso,
+    owner,
+    owner_alive,
+    owner_token,
+    parse_time,
+    row_of,
+    status_of,
+    switch_to_wal,
+    utc_now,
 )
+from wavenb.journal.rows import TERMINAL, JournalRow
 from wavenb.journal.schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Journal", "Reservation", "TaskIdConflict"]
-
-P = ParamSpec("P")
-T = TypeVar("T")
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "RETENTION",
+    "STALE_SUBMIT",
+    "Journal",
+    "Reservation",
+    "TaskIdConflict",
+    "owner_token",
+]
 
 _API_TERMINAL: Final = frozenset(s.value for s in Status if s.terminal)
-_RUNNING: Final = ("created", "pending", "processing")
 BUSY_TIMEOUT_MS: Final = 30_000
 """How long a write waits for another process's write before failing (they take milliseconds)."""
-STALE_SUBMIT: Final = timedelta(minutes=10)
-"""A ``submitting`` row this old is unresolved even if its process may live: a submit gives up
-long before (30 s per attempt, a few minutes of rate-limit pauses)."""
 CLAIM_TTL: Final = timedelta(minutes=15)
 """A download claim older than this is abandoned (its process hung) and may be taken over."""
-RETENTION: Final = timedelta(days=7)
-"""The provider keeps tasks and outputs this long; older rows cannot be resumed."""
-_PRECISE_GAP_MS: Final = 120_000
-"""A completion seen more than this after the previous check (a restart, a sleeping laptop)
-says little about when the task really finished, so ``durations`` leaves it out."""
 _EPSILON: Final = 1e-9
 
 
-class TaskIdConflict(ValueError):  # noqa: N818  (reads as what happened)
+class TaskIdConflict(ValueError):
     """The server gave a task id that another submission already has: it is not trusted."""
 
 
@@ -99,49 +98,14 @@ class Reservation:
     """An identical request already in flight, uncertain, or done (see ``reserve``)."""
 
 
-def _guarded(method: Callable[P, T]) -> Callable[P, T]:
-    """Turn SQLite and file-system failures into ``JournalError`` naming the file."""
-
-    @functools.wraps(method)
-    def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return method(*args, **kwargs)
-        except (sqlite3.Error, OSError) as error:
-            journal = cast("Journal", args[0])
-            raise journal_error(journal.path, error) from None
-
-    return run
-
-
-def journal_error(path: Path, error: BaseException) -> JournalError:
-    """The ``JournalError`` for a failure on the file at ``path``, saying what to do."""
-    text = str(error).lower()
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        advice = (
-            "is damaged. Move it aside (keep it: it lists your paid videos) and wavenb starts a "
-            "new one; nothing was sent"
-        )
-    elif "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
-        advice = (
-            "cannot be written (read-only file or folder). Fix its permissions or set WAVENB_HOME "
-            "to a writable folder; nothing was sent"
-        )
-    elif "full" in text or getattr(error, "errno", None) == 28:  # noqa: PLR2004  (ENOSPC)
-        advice = "cannot be written: the disk is full. Free some space; nothing was sent"
-    elif "locked" in text or "busy" in text:
-        advice = "is locked by another process for too long. Try again; nothing was sent"
-    else:
-        advice = f"could not be used ({type(error).__name__}: {redact(str(error))[:200]})"
-    return JournalError(f"the journal {path} {advice}.", path=str(path))
-
-
-class Journal:
+class Journal(Reads):
     """The record of every submission, in a SQLite file shared by threads and processes.
 
     Args:
         path: the database file; by default ``journal.sqlite3`` in ``data_dir()`` (which
             ``WAVENB_HOME`` sets). Created, with its folder, if absent.
         clock: returns the current time (aware); tests pass a fake one.
+        busy_timeout_ms: how long a write waits for another process's write lock.
 
     Raises:
         JournalError: the file cannot be opened or set up (damaged, read-only, disk full, or
@@ -149,10 +113,15 @@ class Journal:
     """
 
     def __init__(
-        self, path: str | Path | None = None, *, clock: Callable[[], datetime] | None = None
+        self,
+        path: str | Path | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
         self.path: Path = Path(path) if path is not None else data_dir() / "journal.sqlite3"
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
+        self._busy_ms = busy_timeout_ms
         self._lock = threading.Lock()
         # Last time each task was checked by this process: a completion first seen right after
         # a recent check dates the end well; one seen after a restart does not.
@@ -162,7 +131,7 @@ class Journal:
             # One connection shared by threads, serialised by self._lock. Autocommit mode:
             # transactions are opened explicitly.
             self._db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
                 check_same_thread=False,
             )  # fmt: skip
         except (sqlite3.Error, OSError) as error:
@@ -193,8 +162,8 @@ class Journal:
 
     # -- writing ---------------------------------------------------------------------------
 
-    @_guarded
-    def reserve(  # noqa: PLR0913  (the row's fields)
+    @guarded
+    def reserve(
         self,
         *,
         request_hash: str,
@@ -254,7 +223,7 @@ class Journal:
                 "submitted_at, updated_at, owner, variant) "
                 "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, model, prompt, aspect_ratio, image_sha256, image_source, request_hash,
-                 backend, server, cost, cost, now, now, _owner(), variant),
+                 backend, server, cost, cost, now, now, owner(), variant),
             )  # fmt: skip
         return Reservation(key)
 
@@ -268,7 +237,7 @@ class Journal:
         self.sending(reservation.key)
         return reservation.key
 
-    @_guarded
+    @guarded
     def sending(self, request_key: str, image_url: str | None = None) -> None:
         """Note that the paid request goes out now, carrying ``image_url``."""
         now = self._now()
@@ -279,7 +248,7 @@ class Journal:
                 (now, image_url, now, request_key),
             )
 
-    @_guarded
+    @guarded
     def accepted(self, request_key: str, prediction: Prediction) -> None:
         """Record the provider's answer to a submit: the task id and its first state.
 
@@ -307,7 +276,7 @@ class Journal:
             other = db.execute(
                 "SELECT request_key FROM jobs WHERE base_url = ? AND prediction_id = ? AND id != ?"
                 " AND submitted_at >= ?",
-                (row["base_url"], prediction.id, row["id"], _iso(self._clock() - RETENTION)),
+                (row["base_url"], prediction.id, row["id"], iso(self._clock() - RETENTION)),
             ).fetchone()
             if other is not None:
                 raise TaskIdConflict(
@@ -337,8 +306,10 @@ class Journal:
         self._unanswered(request_key, "refused", error)
 
     def released(self, request_key: str, reason: str) -> None:
-        """Record that the submission was never sent (its upload failed, it was cancelled
-        first): the reservation is released and the row costs nothing."""
+        """Record that the submission was never sent: the reservation is released, cost 0.
+
+        For a submission whose upload failed, or that was cancelled before sending.
+        """
         self._unanswered(request_key, "refused", f"not sent: {reason}")
 
     def unknown(self, request_key: str, error: str) -> None:
@@ -356,7 +327,7 @@ class Journal:
         """Settle an ``unknown`` row from the account's history: no such task, so no charge."""
         self._unanswered(request_key, "refused", f"not charged: {evidence}")
 
-    @_guarded
+    @guarded
     def update(self, prediction: Prediction, base_url: str | None = None) -> None:
         """Record a task's latest state: status, output URL, timing, error.
 
@@ -375,7 +346,7 @@ class Journal:
         with self._lock:
             self._seen[prediction_id] = self._clock()
 
-    @_guarded
+    @guarded
     def downloaded(
         self, prediction_id: str, path: Path, sha256: str, size: int, base_url: str | None = None
     ) -> None:
@@ -391,7 +362,7 @@ class Journal:
                 (str(Path(path).absolute()), sha256, size, now, now, row_id),
             )
 
-    @_guarded
+    @guarded
     def gone(self, prediction_id: str, reason: str, base_url: str | None = None) -> None:
         """Record that a task or its output no longer exists at the provider (final)."""
         now = self._now()
@@ -404,7 +375,7 @@ class Journal:
                     (redact(reason)[:2000], now, now, row_id),
                 )
 
-    @_guarded
+    @guarded
     def claim(self, prediction_id: str, base_url: str, holder: str) -> bool:
         """Try to become the one downloader of a task (across processes); True if so.
 
@@ -422,16 +393,16 @@ class Journal:
             claimed_by = row["claim"]
             if claimed_by not in (None, holder):
                 owner = claimed_by.rpartition("|")[0]
-                fresh = row["claim_at"] and _parse(row["claim_at"]) > now - CLAIM_TTL
-                if fresh and _owner_alive(owner):
+                fresh = row["claim_at"] and parse_time(row["claim_at"]) > now - CLAIM_TTL
+                if fresh and owner_alive(owner):
                     return False
             db.execute(
                 "UPDATE jobs SET claim = ?, claim_at = ? WHERE id = ?",
-                (holder, _iso(now), row["id"]),
+                (holder, iso(now), row["id"]),
             )
             return True
 
-    @_guarded
+    @guarded
     def unclaim(self, prediction_id: str, base_url: str, holder: str) -> None:
         """Give up a download claim (the download failed; someone may try again)."""
         with self._write() as db:
@@ -441,235 +412,13 @@ class Journal:
                 (base_url.rstrip("/"), prediction_id, holder),
             )
 
-    # -- reading ---------------------------------------------------------------------------
-
-    def get(self, prediction_id: str, base_url: str | None = None) -> JournalRow | None:
-        """The row of a task (on ``base_url`` when given), or ``None``; newest if ids repeat."""
-        where = "WHERE prediction_id = ?"
-        params: list[object] = [prediction_id]
-        if base_url is not None:
-            where += " AND base_url = ?"
-            params.append(base_url.rstrip("/"))
-        rows = self._select(where + " ORDER BY id DESC LIMIT 1", params)
-        return rows[0] if rows else None
-
-    def by_key(self, request_key: str) -> JournalRow | None:
-        """The row with this request key, or ``None``."""
-        rows = self._select("WHERE request_key = ?", (request_key,))
-        return rows[0] if rows else None
-
-    def find_reusable(self, request_hash: str, *, verify: bool = False) -> JournalRow | None:
-        """The newest completed row for this request whose video is still on disk, or ``None``.
-
-        The file must exist with the recorded size; with ``verify=True`` its SHA-256 is checked
-        too (reads the whole file).
-        """
-        from wavenb.journal.rows import sha256_file  # noqa: PLC0415  (only with verify)
-
-        candidates = self._select(
-            "WHERE request_hash = ? AND status = 'completed' AND path IS NOT NULL "
-            "ORDER BY submitted_at DESC, id DESC",
-            (request_hash,),
-        )
-        for row in candidates:
-            if not file_ok(row.path, row.size):
-                continue
-            if verify and (row.path is None or sha256_file(Path(row.path))[0] != row.sha256):
-                continue
-            return row
-        return None
-
-    def resumable(self, base_url: str | None = None) -> list[JournalRow]:
-        """Tasks to pick up again, oldest first: still running, or completed but not on disk.
-
-        Only tasks from the provider's retention window (``RETENTION``) are listed. Rows of an
-        embedded sandbox are listed only in the process that ran it (that sandbox lives and dies
-        with its kernel); when that process is gone they are marked "lost with the kernel"
-        (nothing was charged). ``base_url`` limits the list to one server.
-        """
-        self._mark_lost_sandbox_rows()
-        marks = ", ".join("?" * len(_RUNNING))
-        where = f"WHERE prediction_id IS NOT NULL AND status IN ({marks}, 'completed') "
-        where += "AND submitted_at >= ?"
-        params: list[object] = [*_RUNNING, _iso(self._clock() - RETENTION)]
-        if base_url is not None:
-            where += " AND base_url = ?"
-            params.append(base_url.rstrip("/"))
-        found = self._query(
-            f"SELECT {COLUMNS}, owner FROM jobs {where} ORDER BY submitted_at, id",  # noqa: S608  (constants only)
-            params,
-        )
-        me = _owner()
-        rows = []
-        for record in found:
-            row = _row(record)
-            if row.embedded and record["owner"] != me:
-                continue
-            if row.resumable:
-                rows.append(row)
-        return rows
-
-    def unresolved(self) -> list[JournalRow]:
-        """Submissions whose fate is unknown, newest first: report them, never resubmit.
-
-        That is ``unknown`` rows, and ``submitting`` rows that were *sent* by a process that
-        died before the answer (or that are older than ``STALE_SUBMIT``). A row that was never
-        sent (its process died during the upload) is released instead: it cost nothing.
-        """
-        self._release_abandoned()
-        found = self._query(
-            f"SELECT {COLUMNS}, owner FROM jobs WHERE status IN ('submitting', 'unknown') "  # noqa: S608  (constants only)
-            "ORDER BY submitted_at DESC, id DESC",
-            (),
-        )
-        limit = self._clock() - STALE_SUBMIT
-        rows = [(_row(record), record["owner"]) for record in found]
-        return [
-            row
-            for row, owner in rows
-            if row.status == "unknown" or row.submitted_at < limit or not _owner_alive(owner)
-        ]
-
-    def rows(
-        self,
-        *,
-        status: str | Iterable[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        text: str | None = None,
-        limit: int | None = None,
-    ) -> list[JournalRow]:
-        """Rows newest first, filtered (status, submitted since/until, text in prompt or id).
-
-        Raises:
-            ValueError: a status that does not exist.
-        """
-        clauses: list[str] = []
-        params: list[object] = []
-        if status is not None:
-            wanted = [status] if isinstance(status, str) else list(status)
-            if bad := [s for s in wanted if s not in STATUSES]:
-                raise ValueError(f"unknown status {bad[0]!r}; one of: {', '.join(STATUSES)}")
-            clauses.append(f"status IN ({', '.join('?' * len(wanted))})")
-            params += wanted
-        if since is not None:
-            clauses.append("submitted_at >= ?")
-            params.append(_iso(since))
-        if until is not None:
-            clauses.append("submitted_at < ?")
-            params.append(_iso(until))
-        if text:
-            # SQLite's LIKE and lower() fold ASCII only; Python's casefold handles any prompt.
-            clauses.append(
-                "(instr(casefold(prompt), ?) OR instr(casefold(COALESCE(prediction_id, '')), ?)"
-                " OR instr(casefold(request_key), ?))"
-            )
-            params += [text.casefold()] * 3
-        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        tail = "ORDER BY submitted_at DESC, id DESC"
-        if limit is not None:
-            tail += " LIMIT ?"
-            params.append(limit)
-        return self._select(where + tail, params)
-
-    def spent(self, since: datetime | None = None, *, include_unknown: bool = True) -> float:
-        """US dollars spent on submissions made at or after ``since`` (all time by default).
-
-        Accepted tasks count whatever their outcome (failed tasks may not be refunded, so the
-        sum is an upper bound); refused and never-sent ones cost nothing. With
-        ``include_unknown`` (the default) submissions that may have been charged, and
-        reservations in flight, count too.
-        """
-        sql = "SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE status != 'refused'"
-        params: list[object] = []
-        if not include_unknown:
-            sql += " AND prediction_id IS NOT NULL"
-        if since is not None:
-            sql += " AND submitted_at >= ?"
-            params.append(_iso(since))
-        ((total,),) = self._query(sql, params)
-        return float(total)
-
-    def durations(self, base_url: str, limit: int = 50) -> list[float]:
-        """Seconds from submit to completion of the latest completed tasks on a server.
-
-        Oldest first. The end of a task is known only to within one poll interval; each
-        duration is taken at the middle of it. Completions seen long after the previous check
-        (after a restart) are left out: they would teach the schedule that tasks take hours.
-        """
-        found = self._query(
-            "SELECT COALESCE(sent_at, submitted_at), finished_at, seen_gap_ms FROM jobs "
-            "WHERE base_url = ? AND status = 'completed' AND finished_at IS NOT NULL "
-            "AND seen_gap_ms <= ? ORDER BY finished_at DESC, id DESC LIMIT ?",
-            (base_url.rstrip("/"), _PRECISE_GAP_MS, limit),
-        )
-        seconds = [
-            (_parse(finished) - _parse(submitted)).total_seconds() - gap / 2000
-            for submitted, finished, gap in found
-        ]
-        return seconds[::-1]
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _identical(self, db: sqlite3.Connection, request_hash: str, server: str) -> JournalRow | None:
-        """The newest row of the same request that a new submission must join, if any."""
-        found = db.execute(
-            f"SELECT {COLUMNS}, owner FROM jobs WHERE request_hash = ? AND base_url = ? "  # noqa: S608  (constants only)
-            "AND submitted_at >= ? AND status IN ('submitting', 'unknown', 'created', 'pending', "
-            "'processing', 'completed') ORDER BY submitted_at DESC, id DESC LIMIT 20",
-            (request_hash, server, _iso(self._clock() - RETENTION)),
-        ).fetchall()
-        me = _owner()
-        for record in found:
-            row = _row(record)
-            owner = record["owner"]
-            if row.embedded and owner != me:
-                continue  # another kernel's in-process sandbox: out of reach, and free
-            if row.status == "submitting" and row.sent_at is None and not _owner_alive(owner):
-                continue  # abandoned before it was sent: it will be released
-            if row.status == "completed" and not (file_ok(row.path, row.size) or row.output_url):
-                continue
-            return row
-        return None
-
-    def _release_abandoned(self) -> None:
-        """Release reservations whose process died before sending anything."""
-        found = self._query(
-            "SELECT request_key, owner FROM jobs WHERE status = 'submitting' AND sent_at IS NULL",
-            (),
-        )
-        for request_key, owner in found:
-            if not _owner_alive(owner):
-                self._unanswered(request_key, "refused", "not sent: the process ended first")
-
-    @_guarded
-    def _mark_lost_sandbox_rows(self) -> None:
-        from wavenb.core.config import SANDBOX_BASE_URL  # noqa: PLC0415  (one constant)
-
-        found = self._query(
-            "SELECT id, owner FROM jobs WHERE base_url = ? AND status IN "
-            "('created', 'pending', 'processing', 'submitting', 'unknown', 'completed') "
-            "AND (path IS NULL OR status != 'completed')",
-            (SANDBOX_BASE_URL,),
-        )
-        dead = [row_id for row_id, owner in found if not _owner_alive(owner)]
-        if not dead:
-            return
-        now = self._now()
-        with self._write() as db:
-            db.executemany(
-                "UPDATE jobs SET status = 'deleted', cost = 0, error = ?, finished_at = "
-                "COALESCE(finished_at, ?), updated_at = ? WHERE id = ?",
-                [(LOST_WITH_KERNEL, now, now, row_id) for row_id in dead],
-            )
-
     def _setup(self) -> None:
         db = self._db
         db.row_factory = sqlite3.Row
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db.create_function("casefold", 1, _casefold, deterministic=True)
+        db.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
+        db.create_function("casefold", 1, casefold, deterministic=True)
         # WAL: readers never block the writer, and one process's reads see another's commits.
-        mode = _switch_to_wal(db)
+        mode = switch_to_wal(db, self._busy_ms)
         if mode != "wal":
             raise JournalError(
                 f"the journal {self.path} cannot use WAL mode (got {mode!r}); put WAVENB_HOME on "
@@ -726,7 +475,7 @@ class Journal:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
 
-    @_guarded
+    @guarded
     def _query(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
         # A single statement in autocommit mode reads one consistent snapshot.
         with self._lock:
@@ -735,10 +484,10 @@ class Journal:
     def _select(self, tail: str, params: Sequence[object]) -> list[JournalRow]:
         # ``tail`` is built from constants and ``?`` placeholders only; every value is bound.
         sql = f"SELECT {COLUMNS} FROM jobs {tail}"  # noqa: S608  (see above)
-        return [_row(record) for record in self._query(sql, params)]
+        return [row_of(record) for record in self._query(sql, params)]
 
     def _now(self) -> str:
-        return _iso(self._clock())
+        return iso(self._clock())
 
     @staticmethod
     def _row_id(db: sqlite3.Connection, prediction_id: str, base_url: str | None) -> int | None:
@@ -755,7 +504,7 @@ class Journal:
             ).fetchone()
         return None if found is None else int(found["id"])
 
-    @_guarded
+    @guarded
     def _unanswered(self, request_key: str, status: str, error: str) -> None:
         now = self._now()
         with self._write() as db:
@@ -777,7 +526,7 @@ class Journal:
             (row_id,),
         ).fetchone()
         # A terminal status is final: a late answer from an older check must not reopen it.
-        status = old["status"] if old["status"] in _API_TERMINAL else _status_of(prediction)
+        status = old["status"] if old["status"] in _API_TERMINAL else status_of(prediction)
         new = {
             "status": status,
             "output_url": prediction.output_url or old["output_url"],
@@ -792,7 +541,7 @@ class Journal:
                 new["seen_gap_ms"] = self._gap_ms(prediction.id, now)
             self._seen.pop(prediction.id, None)
         else:
-            self._seen[prediction.id] = _parse(now)
+            self._seen[prediction.id] = parse_time(now)
         if all(new[name] == old[name] for name in new):
             return  # a check that changed nothing leaves updated_at alone
         db.execute(
@@ -805,88 +554,6 @@ class Journal:
     def _gap_ms(self, prediction_id: str, now: str) -> int | None:
         """Milliseconds since this process last saw the task running; ``None`` if it never did."""
         seen = self._seen.get(prediction_id)
-        return None if seen is None else round((_parse(now) - seen).total_seconds() * 1000)
+        return None if seen is None else round((parse_time(now) - seen).total_seconds() * 1000)
 
 
-# -- helpers -------------------------------------------------------------------------------
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    """Fixed-width ISO-8601 in UTC, so comparing the text compares the times."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _casefold(text: str | None) -> str | None:
-    return None if text is None else text.casefold()
-
-
-def _status_of(prediction: Prediction) -> JournalStatus:
-    # The API's unrecognised status parses as Status.UNKNOWN, "still running": it must not be
-    # stored as the journal's own "unknown", which means "maybe charged, fate unknown".
-    if prediction.status is Status.UNKNOWN:
-        return "processing"
-    return cast("JournalStatus", prediction.status.value)
-
-
-def _switch_to_wal(db: sqlite3.Connection) -> str:
-    """Put the file in WAL mode (it stays so) and return the mode it is in.
-
-    Switching a new file takes an exclusive lock for a moment, and SQLite does not wait for it
-    (busy_timeout does not apply): two kernels opening a new journal at once would see
-    "database is locked". So the switch is retried, briefly, until the other one is done.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    pause = 0.005
-    while True:
-        try:
-            return str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.1)
-
-
-def owner_token() -> str:
-    """``host:pid`` of this process: who began a row or holds a claim."""
-    return _owner()
-
-
-def _owner() -> str:
-    # Asked each time, not at import: a forked child is another process with another pid.
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(owner: str) -> bool:
-    """Whether the process that wrote a row may still be running (if in doubt: yes).
-
-    Only a process on this machine can be checked, and only on POSIX: on Windows
-    ``os.kill(pid, 0)`` would terminate the process.
-    """
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or os.name != "posix":
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, but belongs to another user
-    return True
-
-
-def _row(record: sqlite3.Row) -> JournalRow:
-    values = {name: record[name] for name in JournalRow.__slots__}
-    for name in ("submitted_at", "accepted_at", "finished_at", "downloaded_at", "updated_at",
-                 "sent_at"):  # fmt: skip
-        if values[name] is not None:
-            values[name] = _parse(values[name])
-    return JournalRow(**values)

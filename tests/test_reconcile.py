@@ -1,0 +1,147 @@
+"""Uncertain charges are settled from the account's history, never by paying again.
+
+The provider stub (``tests.hostile.Provider``) takes a submit and loses the answer; its history
+(``POST /api/v3/predictions``) is the evidence.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import wavenb
+from tests.conftest import CANARY_KEY, MP4, png_bytes
+from tests.hostile import Provider, Reply, Seen
+from wavenb.jobs.reconcile import SETTLE_AFTER
+
+PROMPT = "Camera slowly zooms in"
+
+
+def lose_answers(provider: Provider, *, create: bool, times: int = 1):  # type: ignore[no-untyped-def]
+    """The next ``times`` submits lose their answer; with ``create`` the task exists anyway."""
+    left = {"n": times}
+
+    def override(seen: Seen) -> Reply | None:
+        if seen.path.endswith("/gen4-turbo") and left["n"]:
+            left["n"] -= 1
+            if create:
+                provider.answer(seen)  # the provider takes it (and charges)...
+                return Reply(mode="drop")  # ...and the answer never arrives
+            return Reply(502, b"<html>Bad gateway</html>", {"content-type": "text/html"})
+        return None
+
+    return override
+
+
+class Clock:
+    """A wall clock the test moves (journal times, the history window, "too early to say")."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def client_for(provider: Provider, tmp_path: Path, clock: Clock | None = None) -> wavenb.AsyncClient:
+    runtime = wavenb.Runtime.scaled(0.01)
+    if clock is not None:
+        runtime.now = clock
+    return wavenb.AsyncClient(CANARY_KEY, provider.url, output_dir=tmp_path, runtime=runtime)
+
+
+async def test_a_lost_answer_is_found_in_the_history_and_never_paid_again(tmp_path: Path) -> None:
+    with Provider() as provider:
+        provider.override = lose_answers(provider, create=True)
+        async with client_for(provider, tmp_path) as client:
+            video = await client.generate(png_bytes(), PROMPT)
+            [row] = client.journal.rows()
+        assert video.path.read_bytes() == MP4
+        assert video.id == provider.ids[0] and len(provider.submits()) == 1
+        assert row.prediction_id == video.id and row.phase.value == "downloaded"
+        assert row.cost == 0.5  # it was charged, and is counted
+
+
+async def test_no_task_in_the_history_is_settled_as_not_charged_with_the_evidence(tmp_path: Path) -> None:
+    clock = Clock()
+    with Provider() as provider:
+        provider.override = lose_answers(provider, create=False)
+        async with client_for(provider, tmp_path, clock) as client:
+            with pytest.raises(wavenb.SubmissionUncertain):
+                await client.generate(png_bytes(), PROMPT)
+            [early] = await client.reconcile()
+            assert early.outcome == "pending"  # the history may lag a fresh submit
+            clock.now += SETTLE_AFTER + timedelta(seconds=1)
+            [settled] = await client.reconcile()
+            [row] = client.journal.rows()
+        assert settled.outcome == "not charged" and "no task with these inputs" in settled.evidence
+        assert (row.status, row.cost, row.phase.value) == ("refused", 0.0, "refused")
+        assert row.error.startswith("not charged: no task with these inputs")
+        assert client.journal.unresolved() == [] and len(provider.submits()) == 1
+
+
+async def test_two_matching_tasks_are_shown_never_guessed(tmp_path: Path) -> None:
+    clock = Clock()
+    image = "https://img.example/cat.png"
+    with Provider() as provider:
+        # The very same inputs sent from elsewhere (the web playground) a moment before:
+        other = provider.made_elsewhere({"prompt": PROMPT, "image": image})
+        provider.override = lose_answers(provider, create=True)
+        async with client_for(provider, tmp_path, clock) as client:
+            with pytest.raises(wavenb.SubmissionUncertain):
+                await client.generate(image, PROMPT)
+            clock.now += SETTLE_AFTER + timedelta(seconds=1)
+            [result] = await client.reconcile()
+            [uncertain] = client.journal.unresolved()
+        assert result.outcome == "ambiguous"
+        assert set(result.candidates) == {other, provider.ids[-1]}
+        assert "2 tasks with the same inputs" in result.evidence
+        assert uncertain.status == "unknown" and uncertain.prediction_id is None
+
+
+async def test_no_history_endpoint_leaves_it_unknown_and_says_why(tmp_path: Path) -> None:
+    with Provider() as provider:
+        def no_history(seen: Seen) -> Reply | None:
+            if seen.path == "/api/v3/predictions":
+                return Reply.json({"code": 404, "message": "not here"}, status=404)
+            return None
+
+        lose = lose_answers(provider, create=True)
+        provider.override = lambda seen: no_history(seen) or lose(seen)
+        async with client_for(provider, tmp_path) as client:
+            with pytest.raises(wavenb.SubmissionUncertain):
+                await client.generate(png_bytes(), PROMPT)
+            [result] = await client.reconcile()
+        assert result.outcome == "unavailable" and "could not be read" in result.evidence
+        assert len(provider.submits()) == 1
+
+
+def test_unresolved_and_the_cli_resume_settle_by_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Provider() as provider:
+        provider.override = lose_answers(provider, create=True)
+        monkeypatch.setenv("WAVESPEED_API_KEY", CANARY_KEY)
+        monkeypatch.setenv("WAVENB_BASE_URL", provider.url)
+        # History not readable at first: the submit ends uncertain.
+        history_down = {"on": True}
+        lose = provider.override
+
+        def override(seen: Seen) -> Reply | None:
+            if seen.path == "/api/v3/predictions" and history_down["on"]:
+                return Reply(503, b"down")
+            return lose(seen)
+
+        provider.override = override
+        with pytest.raises(wavenb.SubmissionUncertain):
+            wavenb.generate(png_bytes(), PROMPT)
+        history_down["on"] = False
+        assert wavenb.unresolved() == []  # settled: it is the provider's task
+        from wavenb.cli.main import main  # noqa: PLC0415
+
+        assert main(["resume"]) == 0
+        out = capsys.readouterr().out
+        assert provider.ids[0] in out
+        assert len(provider.submits()) == 1
