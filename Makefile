@@ -5,6 +5,10 @@
 # make test-fast  the inner loop: no browser, no chaos soak, no notebooks (under 2 min)
 # make lab    JupyterLab on notebooks/
 # make check  ruff + mypy
+# make docs   the documentation site into site/ (mkdocs build --strict, offline); make test
+#             builds it too (tests/test_docs.py)
+# make docs-notebooks  run copies of notebooks/ on the sandbox into docs/notebooks/ (with
+#             outputs, committed); make docs renders those without running them
 # make bench  wavenb vs the official SDK vs a naive loop on the served sandbox (~15 min on 2
 #             cores; BENCH_ARGS=--quick for ~2 min). Not part of make test.
 
@@ -17,7 +21,7 @@ DEMO_IMAGE ?= notebooks/assets/animal-chelsea.jpg
 DEMO_PROMPT ?= Gentle camera pan to the right, revealing more of the scene
 DEMO_OUT ?= out/demo.mp4
 
-.PHONY: demo test test-fast lint lab check clean browser bench
+.PHONY: demo test test-fast lint lab check clean browser bench docs docs-notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +38,12 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 
 $(VENV)/.lab: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[test]' jupyterlab
+	touch $@
+
+# The docs build needs only the lean package and the docs group (pip >= 25.1 for --group).
+$(VENV)/.docs: pyproject.toml | $(BIN)/python
+	$(PIP) 'pip>=25.1'
+	$(PIP) -e . --group docs
 	touch $@
 
 demo: $(VENV)/.sandbox
@@ -57,6 +67,15 @@ test-fast: $(VENV)/.test
 
 check: lint
 
+# Material and a plugin print a banner about a future MkDocs 2 on every build: not ours to act on.
+DOCS_ENV := NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true
+
+docs: $(VENV)/.docs
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --clean
+
+docs-notebooks: $(VENV)/.test
+	$(BIN)/python docs/_scripts/run_notebooks.py
+
 bench: $(VENV)/.sandbox
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
@@ -65,4 +84,4 @@ lab: $(VENV)/.lab
 	$(BIN)/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache bench/.deps bench/.work
+	rm -rf $(VENV) out site .pytest_cache .mypy_cache .ruff_cache bench/.deps bench/.work

@@ -131,6 +131,9 @@ def __getattr__(name: str) -> object:
             ) from None
         with contextlib.suppress(AttributeError, TypeError):
             value.__module__ = __name__  # reprs say wavenb.Studio
+        # Keep it: importing the module above bound its package (e.g. ``wavenb.compare``, the
+        # subpackage) to this name, which must stay the public function.
+        globals()[name] = value
         return value
     raise AttributeError(f"module 'wavenb' has no attribute {name!r}")
 
