@@ -15,14 +15,19 @@ from pathlib import Path
 SCRIPT = Path(__file__).parent / "typing" / "user_script.py"
 
 
-def test_a_users_script_passes_mypy_strict(tmp_path: Path) -> None:
-    config = tmp_path / "mypy.ini"
+def mypy_strict(script: Path, folder: Path) -> subprocess.CompletedProcess[str]:
+    """``mypy --strict`` as a user runs it: their script's errors only (wavenb is followed)."""
+    config = folder / "mypy.ini"
     config.write_text("[mypy]\nstrict = True\nfollow_imports = silent\n")
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir",
-         str(tmp_path / "cache"), str(SCRIPT)],
+         str(folder / "cache"), str(script)],
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
+
+
+def test_a_users_script_passes_mypy_strict(tmp_path: Path) -> None:
+    result = mypy_strict(SCRIPT, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -34,11 +39,5 @@ def test_mypy_really_checks_the_script(tmp_path: Path) -> None:
         "def f() -> int:\n"
         "    return wavenb.Studio(image=1, prompt=2)\n"
     )
-    config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\nstrict = True\nfollow_imports = silent\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir",
-         str(tmp_path / "cache"), str(bad)],
-        capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
+    result = mypy_strict(bad, tmp_path)
     assert result.returncode == 1 and "bad.py:3" in result.stdout
