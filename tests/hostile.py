@@ -198,7 +198,7 @@ class Provider:
         self.instant = instant
         self.finished = False
         if not mp4:
-            from tests.conftest import MP4  # noqa: PLC0415  (the suite's whole, tiny MP4)
+            from tests.conftest import MP4
 
             mp4 = MP4
         self.mp4 = mp4
@@ -271,6 +271,6 @@ class Provider:
 
 
 def _now_iso() -> str:
-    from datetime import UTC, datetime  # noqa: PLC0415
+    from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")

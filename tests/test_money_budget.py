@@ -64,8 +64,7 @@ def children(url: str, tmp_path: Path, runs: list[tuple[str, str]], env: dict[st
     """Start one process per (image, prompt), release them together, return their exit codes."""
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", CHILD, url, str(go), image, prompt], cwd=ROOT,
-                         env=env)  # fmt: skip
+        subprocess.Popen([sys.executable, "-c", CHILD, url, str(go), image, prompt], cwd=ROOT, env=env)
         for image, prompt in runs
     ]
     time.sleep(1.0)  # both are waiting at the line

@@ -42,6 +42,12 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+async def generate_with(open_journal: type[Journal], path: Path, url: str, tmp_path: Path) -> None:
+    async with wavenb.AsyncClient(CANARY_KEY, url, journal=open_journal(path),
+                                  output_dir=tmp_path / "out") as client:  # fmt: skip
+        await client.generate(png_bytes(), PROMPT)
+
+
 def no_payment(provider: Provider) -> None:
     assert provider.submits() == [] and provider.server.seen("POST", "/upload/binary") == []
 
@@ -80,12 +86,8 @@ async def test_a_read_only_journal_is_a_journal_error_before_anything_is_sent(tm
         Journal(folder / "journal.sqlite3").close()
         subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
         with Provider() as provider:
-            with pytest.raises(wavenb.JournalError, match="cannot be written|read-only") as caught:
-                async with wavenb.AsyncClient(
-                    CANARY_KEY, provider.url, journal=Journal(folder / "journal.sqlite3"),
-                    output_dir=tmp_path / "out",
-                ) as client:
-                    await client.generate(png_bytes(), PROMPT)
+            with pytest.raises(wavenb.JournalError, match=r"cannot be written|read-only") as caught:
+                await generate_with(Journal, folder / "journal.sqlite3", provider.url, tmp_path)
             no_payment(provider)
         assert str(folder) in str(caught.value)
 
@@ -101,9 +103,12 @@ async def test_a_full_disk_is_a_journal_error_before_anything_is_sent(tmp_path: 
         with Provider() as provider:
             async with wavenb.AsyncClient(CANARY_KEY, provider.url, journal=journal,
                                           output_dir=tmp_path / "out") as client:  # fmt: skip
-                with pytest.raises(wavenb.JournalError) as caught:
+                async def fill() -> None:
                     for index in range(200):  # until the file needs a page the disk cannot give
                         await client.submit(f"https://img.example/{index}.png", f"{PROMPT} {index} " * 20)
+
+                with pytest.raises(wavenb.JournalError) as caught:
+                    await fill()
             accepted = provider.submits()
         rows = journal.rows()
         journal.close()
@@ -148,3 +153,29 @@ async def test_an_accepted_task_whose_row_cannot_be_written_is_rescued(
     assert rescue.pending(path) == []
     blocker.close()
     logging.getLogger("wavenb").info("done")
+
+
+EMBEDDED_ROW = """
+import sys
+from wavenb.core.config import SANDBOX_BASE_URL
+from wavenb.core.models import Prediction, Status
+from wavenb.journal.store import Journal
+with Journal(sys.argv[1]) as journal:
+    key = journal.begin(request_hash="h", model="runwayml/gen4-turbo", prompt="zoom in",
+                        aspect_ratio=None, image_sha256=None, image_source="x", backend="sandbox",
+                        base_url=SANDBOX_BASE_URL, cost=0.0)
+    journal.accepted(key, Prediction("a" * 32, "runwayml/gen4-turbo", Status.PROCESSING, sandbox=True))
+"""
+
+
+def test_rows_of_an_embedded_sandbox_that_ended_with_its_kernel_are_not_offered(tmp_path: Path) -> None:
+    """A kernel ran a task on its in-process sandbox, then ended: that task is gone, for free."""
+    import sys
+
+    path = tmp_path / "journal.sqlite3"
+    subprocess.run([sys.executable, "-c", EMBEDDED_ROW, str(path)], check=True)
+    with Journal(path) as journal:
+        assert journal.resumable() == []
+        [row] = journal.rows()
+    assert row.status == "deleted" and row.phase.value == "gone" and row.cost == 0.0
+    assert row.error == "lost with the kernel (sandbox, nothing charged)"

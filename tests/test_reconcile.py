@@ -139,7 +139,7 @@ def test_unresolved_and_the_cli_resume_settle_by_themselves(
             wavenb.generate(png_bytes(), PROMPT)
         history_down["on"] = False
         assert wavenb.unresolved() == []  # settled: it is the provider's task
-        from wavenb.cli.main import main  # noqa: PLC0415
+        from wavenb.cli.main import main
 
         assert main(["resume"]) == 0
         out = capsys.readouterr().out

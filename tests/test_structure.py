@@ -115,6 +115,6 @@ def test_each_constant_has_one_home(value: str) -> None:
 
 
 def test_the_version_comes_from_the_package_metadata() -> None:
-    from importlib.metadata import version  # noqa: PLC0415
+    from importlib.metadata import version
 
     assert wavenb.__version__ == version("wavenb")

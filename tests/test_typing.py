@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parent / "typing" / "user_script.py"
 
 
@@ -26,11 +28,13 @@ def mypy_strict(script: Path, folder: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_users_script_passes_mypy_strict(tmp_path: Path) -> None:
     result = mypy_strict(SCRIPT, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_mypy_really_checks_the_script(tmp_path: Path) -> None:
     """The same check fails on a script that misuses the API (so the passing one means something)."""
     bad = tmp_path / "bad.py"
