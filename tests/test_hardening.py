@@ -62,7 +62,8 @@ def raw(url: str, request: bytes) -> bytes:
 
 
 def get_raw(url: str, target: bytes) -> tuple[int, bytes]:
-    answer = raw(url, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    host = url.removeprefix("http://").encode()  # a loopback sandbox answers its own Host only
+    answer = raw(url, b"GET " + target + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
     return int(answer.split(b" ", 2)[1]), answer
 
 

@@ -147,7 +147,7 @@ def test_the_users_key_never_reaches_a_test(
             assert wavenb_offline == tmp_path / "wavenb-home"
             assert os.environ["WAVENB_HOME"] == str(wavenb_offline)
             assert wavenb.AsyncClient().backend == "sandbox"
-            assert runtime.current().scale == 0.01  # a fresh, scaled runtime for this test
+            assert runtime.current().scale == 0.02  # a fresh, scaled runtime for this test
 
         def test_restored_afterwards():
             assert os.environ["WAVESPEED_API_KEY"] == "{SECRET}"

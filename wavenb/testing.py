@@ -19,7 +19,7 @@ are unset (nothing can reach the real API or spend money), ``WAVENB_HOME`` is a 
 folder (journal, outputs), and a client made without arguments uses the embedded sandbox at
 ``instant`` speed. Each test gets a **fresh runtime** (``wavenb.Runtime``): nothing one test's
 clients learn (durations, embedded sandboxes, notices) reaches the next. And **fast**: the
-runtime is ``Runtime.scaled(0.01)``, so the production code runs with its production retry and
+runtime is ``Runtime.scaled(TEST_SCALE)`` (0.02), so the production code runs with its production retry and
 poll control flow (the same attempts, the same checks) while every wait takes a hundredth of
 the time; stamina's own back-off waits are skipped (its test mode, capped at production's
 attempt counts); sandboxes render 1 s clips at ``instant`` speed. All is restored after the
@@ -122,8 +122,8 @@ __all__ = [
     "wavenb_sandbox_url",
 ]
 
-TEST_SCALE: Final = 0.01
-"""How long a runtime second takes in tests: a 5 s poll interval is 50 ms."""
+TEST_SCALE: Final = 0.02
+"""How long a runtime second takes in tests: a 5 s poll interval is 100 ms, the 900 s wait 18 s."""
 TEST_SANDBOX: Final[Mapping[str, Any]] = MappingProxyType({"speed": "instant", "duration": 1.0})
 """What the fixtures' sandboxes default to: no simulated queue or processing, 1 s clips."""
 _CLEARED: Final = (
@@ -261,21 +261,23 @@ class SandboxFactory:
 
 @contextlib.contextmanager
 def serve_sandbox(config: SandboxConfig | None = None) -> Iterator[ServedSandbox]:
-    """Serve a sandbox with uvicorn on 127.0.0.1 (a free port) in a thread, while in the block.
+    """Serve a sandbox on 127.0.0.1 (a free port) in a thread, while in the block.
 
-    ``config`` defaults to the test settings (``instant``, 1 s clips). Without a
-    ``storage_dir`` the sandbox keeps its files in a temporary folder that lives as long as the
-    app (so they can still be read after the block).
+    The same server ``wavenb sandbox`` runs (``wavenb.sandbox.build_server``): with its Host
+    check and header-read timeout. ``config`` defaults to the test settings (``instant``, 1 s
+    clips). Without a ``storage_dir`` the sandbox keeps its files in a temporary folder that
+    lives as long as the app (so they can still be read after the block).
 
     Raises:
         RuntimeError: the server did not start within 10 s.
     """
-    import uvicorn  # noqa: PLC0415  (the sandbox extra: only when used)
+    from wavenb.sandbox import SandboxConfig  # noqa: PLC0415  (the sandbox extra)
+    from wavenb.sandbox._server import build_server  # noqa: PLC0415
 
-    from wavenb.sandbox import SandboxConfig, create_app  # noqa: PLC0415
-
-    app = create_app(config or SandboxConfig(**TEST_SANDBOX))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    server = build_server("127.0.0.1", 0, config or SandboxConfig(**TEST_SANDBOX),
+                          log_level="warning")  # fmt: skip
+    app = server.config.app
+    app = getattr(app, "app", app)  # the sandbox behind the Host check
     thread = threading.Thread(target=server.run, name="wavenb-sandbox-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + _START_TIMEOUT
