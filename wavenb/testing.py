@@ -19,9 +19,9 @@ are unset (nothing can reach the real API or spend money), ``WAVENB_HOME`` is a 
 folder (journal, outputs), and a client made without arguments uses the embedded sandbox at
 ``instant`` speed. Each test gets a **fresh runtime** (``wavenb.Runtime``): nothing one test's
 clients learn (durations, embedded sandboxes, notices) reaches the next. And **fast**: the
-runtime is ``Runtime.scaled(TEST_SCALE)`` (0.02), so the production code runs with its production retry and
-poll control flow (the same attempts, the same checks) while every wait takes a hundredth of
-the time; stamina's own back-off waits are skipped (its test mode, capped at production's
+runtime is ``Runtime.scaled(TEST_SCALE)`` (0.02), so the production code runs with its production
+retry and poll control flow (the same attempts, the same checks) while every wait takes a
+fiftieth of the time; stamina's own back-off waits are skipped (its test mode, capped at production's
 attempt counts); sandboxes render 1 s clips at ``instant`` speed. All is restored after the
 test.
 
