@@ -21,9 +21,9 @@ folder (journal, outputs), and a client made without arguments uses the embedded
 clients learn (durations, embedded sandboxes, notices) reaches the next. And **fast**: the
 runtime is ``Runtime.scaled(TEST_SCALE)`` (0.02), so the production code runs with its production
 retry and poll control flow (the same attempts, the same checks) while every wait takes a
-fiftieth of the time; stamina's own back-off waits are skipped (its test mode, capped at production's
-attempt counts); sandboxes render 1 s clips at ``instant`` speed. All is restored after the
-test.
+fiftieth of the time; stamina's own back-off waits are skipped (its test mode, capped at
+production's attempt counts); sandboxes render 1 s clips at ``instant`` speed. All is restored
+after the test.
 
     import wavenb
 
