@@ -87,13 +87,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httpx
 import pytest
@@ -108,7 +106,7 @@ from wavenb.core.polling import SANDBOX
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from wavenb.sandbox import SandboxConfig, SandboxState
+    from wavenb.sandbox import SandboxConfig, SandboxState, ServedSandbox
 
 __all__ = [
     "TEST_SANDBOX",
@@ -132,7 +130,6 @@ _CLEARED: Final = (
     "WAVESPEED_BASE_URL",
     "WAVENB_MAX_SPEND",
 )
-_START_TIMEOUT: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,20 +167,6 @@ class Sandbox:
         >>> client = wavenb.AsyncClient("any-key", transport=sandbox.transport())  # doctest: +SKIP
         """
         return httpx.ASGITransport(app=self.app)
-
-
-class ServedSandbox(NamedTuple):
-    """A sandbox served over HTTP: ``url`` and ``app`` (it unpacks as ``url, app``)."""
-
-    url: str
-    """``http://127.0.0.1:<port>``: a client's base URL (any key works, unless ``api_keys``)."""
-    app: Starlette
-    """The served app (its ``app.state.sandbox`` has the counters)."""
-
-    @property
-    def state(self) -> SandboxState:
-        """The sandbox's jobs and counters."""
-        return cast("SandboxState", self.app.state.sandbox)
 
 
 class SandboxFactory:
@@ -263,35 +246,14 @@ class SandboxFactory:
 def serve_sandbox(config: SandboxConfig | None = None) -> Iterator[ServedSandbox]:
     """Serve a sandbox on 127.0.0.1 (a free port) in a thread, while in the block.
 
-    The same server ``wavenb sandbox`` runs (``wavenb.sandbox.build_server``): with its Host
-    check and header-read timeout. ``config`` defaults to the test settings (``instant``, 1 s
-    clips). Without a ``storage_dir`` the sandbox keeps its files in a temporary folder that
-    lives as long as the app (so they can still be read after the block).
-
-    Raises:
-        RuntimeError: the server did not start within 10 s.
+    ``wavenb.sandbox.serving`` with the test settings (``instant``, 1 s clips) by default.
+    Without a ``storage_dir`` the sandbox keeps its files in a temporary folder that lives as
+    long as the app (so they can still be read after the block).
     """
-    from wavenb.sandbox import SandboxConfig  # noqa: PLC0415  (the sandbox extra)
-    from wavenb.sandbox._server import build_server  # noqa: PLC0415
+    from wavenb.sandbox import SandboxConfig, serving  # noqa: PLC0415  (the sandbox extra)
 
-    server = build_server("127.0.0.1", 0, config or SandboxConfig(**TEST_SANDBOX),
-                          log_level="warning")  # fmt: skip
-    app = server.config.app
-    app = getattr(app, "app", app)  # the sandbox behind the Host check
-    thread = threading.Thread(target=server.run, name="wavenb-sandbox-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + _START_TIMEOUT
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("the wavenb sandbox server did not start on 127.0.0.1")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield ServedSandbox(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(_START_TIMEOUT)
+    with serving(config or SandboxConfig(**TEST_SANDBOX)) as served:
+        yield served
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -357,3 +319,14 @@ def _recording(request: pytest.FixtureRequest) -> bool:
 
 def _asgi(app: Starlette) -> httpx.ASGITransport:
     return httpx.ASGITransport(app=app)
+
+
+def __getattr__(name: str) -> object:
+    # ``ServedSandbox`` lives with the sandbox (an optional extra): this plugin loads in every
+    # pytest session of a project that installed wavenb, so it imports the sandbox only when
+    # asked for.
+    if name == "ServedSandbox":
+        from wavenb.sandbox import ServedSandbox  # noqa: PLC0415
+
+        return ServedSandbox
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,10 +43,19 @@ from wavenb.sandbox._app import create_app
 from wavenb.sandbox._config import SandboxConfig
 from wavenb.sandbox._envelope import SANDBOX_BANNER
 from wavenb.sandbox._faultplan import FaultPlan
-from wavenb.sandbox._server import serve
+from wavenb.sandbox._server import ServedSandbox, serve, serving
 from wavenb.sandbox._state import SandboxState
 
-__all__ = ["SANDBOX_BANNER", "FaultPlan", "SandboxConfig", "SandboxState", "create_app", "serve"]
+__all__ = [
+    "SANDBOX_BANNER",
+    "FaultPlan",
+    "SandboxConfig",
+    "SandboxState",
+    "ServedSandbox",
+    "create_app",
+    "serve",
+    "serving",
+]
 
 for _exported in (FaultPlan, SandboxConfig, SandboxState, create_app, serve):
     _exported.__module__ = __name__

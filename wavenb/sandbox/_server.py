@@ -9,10 +9,14 @@ rebinding); see :mod:`wavenb.sandbox._hardening`.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import sys
+import threading
+import time
 import warnings
-from typing import TYPE_CHECKING, Final
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
 from wavenb.sandbox._app import create_app
 from wavenb.sandbox._config import HEADER_TIMEOUT, SandboxConfig
@@ -20,11 +24,62 @@ from wavenb.sandbox._envelope import SANDBOX_BANNER
 
 if TYPE_CHECKING:
     import uvicorn
+    from starlette.applications import Starlette
+
+    from wavenb.sandbox._state import SandboxState
 
 
-__all__ = ["DEFAULT_PORT", "HEADER_TIMEOUT", "build_server", "serve"]
+__all__ = ["DEFAULT_PORT", "HEADER_TIMEOUT", "ServedSandbox", "build_server", "serve", "serving"]
 
 DEFAULT_PORT: Final = 8765
+START_TIMEOUT: Final = 10.0
+
+
+class ServedSandbox(NamedTuple):
+    """A sandbox served over HTTP: ``url`` and ``app`` (it unpacks as ``url, app``)."""
+
+    url: str
+    """``http://127.0.0.1:<port>``: a client's base URL (any key works, unless ``api_keys``)."""
+    app: Starlette
+    """The served app (its ``app.state.sandbox`` has the counters)."""
+
+    @property
+    def state(self) -> SandboxState:
+        """The sandbox's jobs and counters."""
+        return cast("SandboxState", self.app.state.sandbox)
+
+
+@contextlib.contextmanager
+def serving(config: SandboxConfig | None = None, *, port: int = 0) -> Iterator[ServedSandbox]:
+    """Serve a sandbox on 127.0.0.1 in a background thread while in the block.
+
+    The same server ``serve`` runs (Host check, header-read timeout), on a free port unless
+    ``port`` is given: for a notebook that needs a real URL (webhooks, another kernel, the
+    official SDK) without blocking its kernel.
+
+        >>> with serving(SandboxConfig(speed="fast")) as (url, app):   # doctest: +SKIP
+        ...     client = wavenb.AsyncClient(base_url=url)
+
+    Raises:
+        RuntimeError: the server did not start within 10 s.
+    """
+    server = build_server("127.0.0.1", port, config, log_level="warning")
+    served = server.config.app
+    app = cast("Starlette", getattr(served, "app", served))  # the sandbox behind the Host check
+    thread = threading.Thread(target=server.run, name="wavenb-sandbox-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the wavenb sandbox server did not start on 127.0.0.1")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield ServedSandbox(f"http://127.0.0.1:{bound}", app)
+    finally:
+        server.should_exit = True
+        thread.join(START_TIMEOUT)
 
 
 def serve(
