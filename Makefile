@@ -4,6 +4,7 @@
 #             Debian's chromium for the browser tests); what CI runs
 # make test-fast  the inner loop: no browser, no chaos soak, no notebooks (under 2 min)
 # make lab    JupyterLab on notebooks/
+# make app    the Studio as a stand-alone web app (Voilà) for teaching demos
 # make check  ruff + mypy
 # make docs   the documentation site into site/ (mkdocs build --strict, offline); make test
 #             builds it too (tests/test_docs.py)
@@ -21,7 +22,7 @@ DEMO_IMAGE ?= notebooks/assets/animal-chelsea.jpg
 DEMO_PROMPT ?= Gentle camera pan to the right, revealing more of the scene
 DEMO_OUT ?= out/demo.mp4
 
-.PHONY: demo test test-fast lint lab check clean browser bench docs docs-notebooks
+.PHONY: demo test test-fast lint lab app check clean browser bench docs docs-notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +83,10 @@ bench: $(VENV)/.sandbox
 # As root (containers, CI images) Jupyter refuses to start without --allow-root.
 lab: $(VENV)/.lab
 	$(BIN)/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+# The Studio alone in a page (no code cells), on http://localhost:8866.
+app: $(VENV)/.test
+	cd notebooks && ../$(BIN)/voila studio_app.ipynb --Voila.ip=127.0.0.1 --port=8866
 
 clean:
 	rm -rf $(VENV) out site .pytest_cache .mypy_cache .ruff_cache bench/.deps bench/.work

@@ -690,7 +690,7 @@ async def timed_out_studio(tmp_path: Path) -> tuple[Any, Any, FakeClock]:
     )
     studio = Studio(client=client, save_dir=tmp_path / "saved")
     studio.set_image(IMAGE)
-    studio.ui.prompt.value = "Camera slowly zooms in"
+    studio.prompt = "Camera slowly zooms in"
     await studio.wait_idle(LIMIT)
     assert await asyncio.wait_for(studio.generate(), LIMIT) is None
     return studio, app, clock
@@ -700,24 +700,24 @@ async def fetch_again(studio: Any, app: Any, clock: FakeClock) -> Any:
     [run] = studio.history
     clock.now += 60  # the provider finished it meanwhile
     await rendered(app, run.prediction_id)
-    studio.ui.history.children[0].fetch_button.click()
+    studio.receive({"do": "fetch", "n": run.number})  # the card's "Fetch again"
     await studio.wait_idle(LIMIT)
     return run
 
 
 async def test_the_studio_shows_a_timeout_with_the_id_and_fetches_it_later(tmp_path: Path) -> None:
-    from wavenb.studio.runs import TIMED_OUT
+    from wavenb import Phase
 
     studio, app, clock = await timed_out_studio(tmp_path)
     [run] = studio.history
-    assert run.status == TIMED_OUT and run.prediction_id is not None
+    assert run.phase is Phase.STOPPED and run.prediction_id is not None
     assert isinstance(run.error, PredictionTimeout)
-    box = studio.ui.error.value
+    box = studio.error["sentence"]
     assert run.prediction_id in box and "still queued" in box
-    assert studio.ui.history.children[0].fetch_button.layout.display is None  # offered
+    assert studio.runs[0]["fetchable"]  # offered
     run = await fetch_again(studio, app, clock)
-    assert run.status == "completed" and run.video is not None and run.error is None
-    assert studio.ui.error.value == ""
+    assert run.phase is Phase.DOWNLOADED and run.video is not None and run.error is None
+    assert studio.error == {}
     await studio.client.aclose()
 
 
@@ -725,5 +725,5 @@ async def test_a_run_fetched_after_a_timeout_plays_its_video(tmp_path: Path) -> 
     studio, app, clock = await timed_out_studio(tmp_path)
     run = await fetch_again(studio, app, clock)
     assert run.video is not None
-    assert bytes(studio.ui.player.value) == run.video.read_bytes()
+    assert studio.shown == run.number and studio.runs[0]["video"]
     await studio.client.aclose()

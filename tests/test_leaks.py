@@ -23,7 +23,6 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import httpx
 import pytest
 
 from tests.conftest import API, CANARY_KEY, CASSETTES, ROOT, png_bytes, widget_states
+from tests.frontend import recorded_comms
 from wavenb import (
     AsyncClient,
     AuthenticationError,
@@ -410,11 +410,12 @@ async def studio_with(client: AsyncClient, tmp_path: Path) -> Any:
 
     studio = Studio(client=client, save_dir=tmp_path / "saved")
     studio.set_image(IMAGE)
-    studio.ui.prompt.value = PROMPT
+    studio.prompt = PROMPT
     await studio.wait_idle(LIMIT)
     return studio
 
 
+@pytest.mark.usefixtures(recorded_comms.__name__)
 async def test_every_widget_state_after_every_failure_is_free_of_the_key(
     hunt: Hunt, tmp_path: Path
 ) -> None:
@@ -428,21 +429,21 @@ async def test_every_widget_state_after_every_failure_is_free_of_the_key(
         for index, spec in enumerate(["submit.502=1", "submit.drop=1", "submit.fail=1",
                                       "submit.expire=1,seed=1", "result.503=6", ""]):  # fmt: skip
             script(app, spec)
-            studio.ui.prompt.value = f"{PROMPT} {index}"
+            studio.prompt = f"{PROMPT} {index}"
             await asyncio.wait_for(studio.generate(), LIMIT)
-            hunt.add(f"studio error box {spec!r}", studio.ui.error.value)
-        studio.ui.upload.value = ({"name": "x.png", "type": "image/png", "size": 4,
-                                   "content": memoryview(b"junk"),
-                                   "last_modified": datetime.now(UTC)},)  # fmt: skip
-        studio.ui.prompt.value = "zoom\x1b"
+            hunt.add(f"studio error box {spec!r}", str(studio.error))
+            for action in ("video", "poster", "download", "timeline"):  # what the page asks for
+                studio.receive({"do": action, "n": len(studio.history)})
+        studio.receive({"do": "image", "name": "x.png", "size": 4}, [b"junk"])  # a dropped file
+        studio.prompt = "zoom\x1b"
         await studio.wait_idle(LIMIT)
-        assert {run.status for run in studio.history} >= {"failed", "completed"}
+        assert {run.status for run in studio.history} >= {"failed", "downloaded"}
         sandbox_leftovers(hunt, app)
     with traced(faulty(api_keys=frozenset({"someone-else"}))) as (url, _):
         refused = await studio_with(AsyncClient(CANARY_KEY, url, output_dir=tmp_path), tmp_path)
         studios.append(refused)
         await asyncio.wait_for(refused.generate(), LIMIT)
-        assert "Authentication failed" in refused.ui.error.value
+        assert "Authentication failed" in refused.error["sentence"]
     timed = create_app(SandboxConfig(speed="fast", clock=lambda: 0.0, duration=0.2))
     late = await studio_with(
         ShortWaitClient(
@@ -460,11 +461,14 @@ async def test_every_widget_state_after_every_failure_is_free_of_the_key(
             if run.error is not None:
                 hunt.add_error(f"studio {index} run", run.error)
         for state in widget_states(each):
-            states += 1
+            states += len(state)
             hunt.add(f"studio {index} widget state", as_bytes(state))
+        # Everything sent to the page besides the state: videos, posters, timelines, errors.
+        for data, buffers in getattr(each.comm, "published", []):
+            hunt.add(f"studio {index} message", as_bytes([data, buffers]))
         await each.client.aclose()
-    assert states > 100  # every child, layout and style of three studios was read
-    assert len(hunt.errors) >= 7
+    assert states > 90  # every synced trait of three studios was read
+    assert len(hunt.errors) >= 6  # a dropped submit is now found in the account's history
 
 
 # -- recordings ----------------------------------------------------------------------------------

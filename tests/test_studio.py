@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
-import html
 import io
 import re
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,15 @@ from PIL import Image
 
 import wavenb
 from tests.conftest import API, CANARY_KEY, MP4, PID, png_bytes, prediction, widget_states
-from wavenb import AsyncClient, InputError, Status, SubmissionUncertain
+from tests.frontend import Page, recorded_comms
+from wavenb import AsyncClient, InputError, Phase, Status, SubmissionUncertain
 from wavenb.core.models import Prediction, Video
-from wavenb.studio.html import video_caption, word_diff
 from wavenb.studio.image import UPLOAD_LIMIT, check_image_url, closest_ratio
-from wavenb.studio.runs import CANCELLED, HistoryRow
 from wavenb.studio.widget import Studio
+from wavenb.studio.words import generate_code, video_caption, word_diff
+
+pytestmark = pytest.mark.usefixtures("recorded_comms")
+__all__ = ["recorded_comms"]
 
 CDN = "https://cdn.example.net"
 X = "\u00d7"
@@ -35,30 +37,22 @@ LIMIT = 30.0
 # -- helpers --------------------------------------------------------------------------------
 
 
-def upload(studio: Studio, data: bytes, name: str = "cat.png", kind: str = "image/png") -> None:
-    """Do what the browser does when a file is picked."""
-    studio.ui.upload.value = (
-        {
-            "name": name,
-            "type": kind,
-            "size": len(data),
-            "content": memoryview(data),
-            "last_modified": datetime.now(UTC),
-        },
-    )
+def upload(studio: Studio, data: bytes, name: str = "cat.png") -> None:
+    """Do what the page does when a file is dropped, pasted or picked."""
+    Page(studio).click("image", [data], name=name, size=len(data))
 
 
 async def ready(studio: Studio, prompt: str = "Camera slowly zooms in") -> Studio:
     """An image and a prompt in place, image checked."""
     upload(studio, png_bytes((320, 180)))
-    studio.ui.prompt.value = prompt
+    Page(studio).type(prompt_text=prompt)
     await studio.wait_idle(LIMIT)
     return studio
 
 
-def text(html_value: str) -> str:
-    """What a person reads in an HTML widget."""
-    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html_value))).strip()
+def shown(studio: Studio) -> dict[str, Any]:
+    """The run state the result area draws."""
+    return next(run for run in studio.runs if run["n"] == studio.shown)
 
 
 def flat(value: Any) -> Iterator[bytes]:
@@ -137,41 +131,42 @@ async def studio(sandbox_client: AsyncClient, tmp_path: Path) -> Studio:
 
 
 async def test_generate_is_disabled_until_image_and_prompt_are_valid(studio: Studio) -> None:
-    assert studio.ui.generate.disabled
-    assert text(studio.ui.generate_hint.value) == "add an image"
+    assert not studio.generate_ready
+    assert studio.generate_hint == "add an image"
     upload(studio, png_bytes((320, 180)))
     await studio.wait_idle(LIMIT)
-    assert studio.ui.generate.disabled
-    assert text(studio.ui.generate_hint.value) == "write a prompt"
-    studio.ui.prompt.value = "x" * 1001
-    assert studio.ui.generate.disabled
-    assert "at most 1000" in studio.ui.generate_hint.value
-    studio.ui.prompt.value = "Camera slowly zooms in"
-    assert not studio.ui.generate.disabled
+    assert not studio.generate_ready
+    assert studio.generate_hint == "write a prompt"
+    Page(studio).type(prompt_text="x" * 1001)
+    assert not studio.generate_ready
+    assert "at most 1000" in studio.generate_hint
+    Page(studio).type(prompt_text="Camera slowly zooms in")
+    assert studio.generate_ready
+    assert studio.generate_hint == ""
 
 
-async def test_upload_shows_a_preview_with_size_and_closest_ratio(studio: Studio) -> None:
+async def test_a_dropped_image_shows_a_preview_with_size_and_closest_ratio(studio: Studio) -> None:
     upload(studio, png_bytes((1200, 800)))
     await studio.wait_idle(LIMIT)
-    assert studio.ui.preview.value[:2] == b"\xff\xd8"  # a JPEG thumbnail
-    assert studio.ui.preview.layout.display is None
-    info = text(studio.ui.image_info.value)
-    assert "cat.png" in info
-    assert f"1200{X}800 px · 3:2 · closest ratio 4:3 (1104{X}832)" in info
+    assert studio.preview[:2] == b"\xff\xd8"  # a JPEG thumbnail
+    assert studio.image_info["label"] == "cat.png"
+    assert studio.image_info["summary"] == f"1200{X}800 px · 3:2 · closest ratio 4:3 (1104{X}832)"
+    assert studio.image_message == {}
 
 
 async def test_a_file_that_is_not_an_image_is_refused_under_the_picker(studio: Studio) -> None:
-    upload(studio, b"%PDF-1.7 not an image", name="notes.pdf", kind="application/pdf")
+    upload(studio, b"%PDF-1.7 not an image", name="notes.pdf")
     await studio.wait_idle(LIMIT)
-    assert "not an image" in text(studio.ui.image_message.value)
+    assert "not an image" in studio.image_message["text"]
+    assert studio.image_message["level"] == "error"
     assert studio.image is None
-    assert studio.ui.generate.disabled
+    assert not studio.generate_ready
 
 
 async def test_a_file_over_the_transport_limit_is_refused_with_the_way_out(studio: Studio) -> None:
     upload(studio, bytes(UPLOAD_LIMIT + 1), name="huge.jpg")
     await studio.wait_idle(LIMIT)
-    message = text(studio.ui.image_message.value)
+    message = studio.image_message["text"]
     assert "huge.jpg is 10.0 MB; the picker takes files up to 10 MB" in message
     assert "Studio(image='path/to/huge.jpg')" in message
 
@@ -179,9 +174,9 @@ async def test_a_file_over_the_transport_limit_is_refused_with_the_way_out(studi
 async def test_big_images_are_downscaled_and_the_note_is_shown(studio: Studio) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (5000, 2500), "teal").save(buffer, format="JPEG", quality=30)
-    upload(studio, buffer.getvalue(), name="wide.jpg", kind="image/jpeg")
+    upload(studio, buffer.getvalue(), name="wide.jpg")
     await studio.wait_idle(LIMIT)
-    assert "downscaled 5000x2500 to 4096x2048 before upload" in text(studio.ui.image_info.value)
+    assert "downscaled 5000x2500 to 4096x2048 before upload" in studio.image_info["summary"]
     assert studio.image is not None
     assert (studio.image.width, studio.image.height) == (4096, 2048)
 
@@ -192,13 +187,13 @@ async def test_image_argument_prefills_the_studio(
 ) -> None:
     image: Any = {
         "path": str(portrait),
-        "bytes": portrait.read_bytes(),  # noqa: ASYNC240  (a small file, before any task)
+        "bytes": portrait.read_bytes(),
         "pil": Image.open(portrait),
     }[kind]
     studio = Studio(image=image, client=sandbox_client)
     await studio.wait_idle(LIMIT)
     assert studio.image is not None
-    assert studio.ui.preview.value
+    assert studio.preview
     with Image.open(portrait) as original:
         assert (studio.image.width, studio.image.height) == original.size
 
@@ -214,26 +209,23 @@ async def test_image_argument_prefills_the_studio(
     ],
 )
 async def test_url_field_refuses_local_addresses(url: str, reason: str, studio: Studio) -> None:
-    studio.ui.url.value = url
+    Page(studio).click("url", url=url)
     await studio.wait_idle(LIMIT)
-    assert reason in text(studio.ui.image_message.value)
+    assert reason in studio.image_message.get("text", "") + studio.error.get("sentence", "")
     assert studio.image is None
 
 
-async def test_a_url_argument_fills_the_url_field_and_is_checked(
-    sandbox_client: AsyncClient,
-) -> None:
+async def test_a_url_argument_is_checked(sandbox_client: AsyncClient) -> None:
     studio = Studio(image="http://127.0.0.1/cat.png", client=sandbox_client)
     await studio.wait_idle(LIMIT)
-    assert studio.ui.url.value == "http://127.0.0.1/cat.png"
-    assert "private or local address" in text(studio.ui.image_message.value)
+    assert "private or local address" in studio.image_message["text"]
 
 
 def test_without_a_running_loop_the_studio_says_so_instead_of_raising(
     portrait: Path, tmp_path: Path
 ) -> None:
     studio = Studio(image=portrait, client=api_client(refuse_key, tmp_path))
-    assert "needs a running event loop" in text(studio.ui.image_message.value)
+    assert "needs a running event loop" in studio.image_message["text"]
 
 
 async def test_url_check_accepts_a_public_image() -> None:
@@ -280,51 +272,13 @@ def test_closest_ratio_picks_the_nearest_shape() -> None:
 
 
 async def test_prompt_has_a_live_character_count(studio: Studio) -> None:
-    studio.ui.prompt.value = "Static shot"
-    assert text(studio.ui.char_count.value) == "11 / 1000"
+    Page(studio).type(prompt_text="Static shot")
+    assert studio.char_count == "11 / 1000"
 
 
-async def test_examples_fill_the_prompt(studio: Studio) -> None:
-    labels = [label for label, _ in studio.ui.examples.options][1:]
-    assert labels == [
-        "The model walks forward slowly, camera follows",
-        "Gentle camera pan to the right, revealing more of the scene",
-        "Camera slowly zooms in on the subject",
-        "Slow orbit around the product, soft studio light",
-        "Static shot, the cat blinks and looks around",
-    ]
-    studio.ui.examples.value = labels[2]
-    assert studio.prompt == "Camera slowly zooms in on the subject"
-    assert studio.ui.examples.value == ""  # ready to pick again
-
-
-async def test_enhance_replaces_the_prompt_shows_the_diff_and_undo_restores(
-    studio: Studio,
-) -> None:
-    studio.ui.prompt.value = "the cat blinks"
-    studio.ui.enhance.click()
-    await studio.wait_idle(LIMIT)
-    assert studio.prompt.startswith("the cat blinks. Camera:")
-    assert "<ins>" in studio.ui.diff.value
-    assert studio.ui.undo.layout.display is None
-    studio.ui.undo.click()
-    assert studio.prompt == "the cat blinks"
-    assert studio.ui.diff.value == ""
-    assert studio.ui.undo.layout.display == "none"
-
-
-def test_word_diff_highlights_insertions_and_strikes_deletions() -> None:
-    assert word_diff("a red cat", "a small blue cat") == (
-        "<small>a <del>red</del> <ins>small blue</ins> cat</small>"
-    )
-    assert "&lt;b&gt;" in word_diff("x", "<b>")
-
-
-async def test_ratio_dropdown_matches_source_by_default_and_names_each_use(
-    studio: Studio,
-) -> None:
-    assert studio.aspect_ratio is None
-    assert [label for label, _ in studio.ui.ratio.options] == [
+async def test_examples_and_ratios_are_offered(studio: Studio) -> None:
+    assert studio.examples[2] == "Camera slowly zooms in on the subject"
+    assert [label for label, _ in studio.ratio_choices] == [
         "match source",
         f"16:9 YouTube · 1280{X}720",
         f"9:16 Reels/TikTok/Shorts · 720{X}1280",
@@ -332,149 +286,216 @@ async def test_ratio_dropdown_matches_source_by_default_and_names_each_use(
         f"4:3 classic · 1104{X}832",
         f"3:4 portrait feed · 832{X}1104",
     ]
-    studio.ui.ratio.value = "9:16"
+    assert studio.aspect_ratio is None
+    Page(studio).type(ratio="9:16")
     assert studio.aspect_ratio == "9:16"
+
+
+async def test_enhance_replaces_the_prompt_shows_the_diff_and_undo_restores(
+    studio: Studio,
+) -> None:
+    page = Page(studio)
+    page.type(prompt_text="the cat blinks")
+    page.click("enhance")
+    await studio.wait_idle(LIMIT)
+    assert studio.prompt.startswith("the cat blinks. Camera:")
+    assert ["ins", "Camera:"] in [list(part) for part in studio.diff] or any(
+        kind == "ins" for kind, _ in studio.diff
+    )
+    assert studio.can_undo
+    page.click("undo")
+    assert studio.prompt == "the cat blinks"
+    assert studio.diff == []
+    assert not studio.can_undo
+
+
+def test_word_diff_marks_insertions_and_deletions() -> None:
+    assert word_diff("a red cat", "a small blue cat") == [
+        ("same", "a"), ("del", "red"), ("ins", "small blue"), ("same", "cat"),
+    ]  # fmt: skip
+
+
+async def test_an_enhance_error_is_shown_and_cleared_when_the_prompt_is_fixed(
+    tmp_path: Path,
+) -> None:
+    studio = Studio(client=api_client(refuse_key, tmp_path))
+    page = Page(studio)
+    page.type(prompt_text="the cat blinks")
+    page.click("enhance")
+    await studio.wait_idle(LIMIT)
+    assert studio.error["sentence"].startswith("Authentication failed (HTTP 401)")
+    page.type(prompt_text="the cat blinks slowly")
+    assert studio.error == {}
 
 
 # -- generating -----------------------------------------------------------------------------
 
 
-async def test_generate_plays_the_video_inline(studio: Studio) -> None:
+async def test_generate_shows_the_video_and_sends_its_bytes_on_request(studio: Studio) -> None:
     await ready(studio)
-    studio.ui.ratio.value = "16:9"
-    studio.ui.generate.click()
+    page = Page(studio)
+    page.type(ratio="16:9")
+    page.click("generate")
     assert studio.running == 1
     await studio.wait_idle(LIMIT)
     assert studio.running == 0
-    assert text(studio.ui.status.value).startswith("completed")
-    player = studio.ui.player
-    assert player.value[4:8] == b"ftyp"  # the MP4's bytes, not a URL
-    assert (player.format, player.loop, player.autoplay, player.controls) == (
-        "mp4",
-        True,
-        True,
-        True,
-    )
-    assert player.layout.display is None
+    run = shown(studio)
+    assert (run["phase"], run["video"], run["ratio"]) == ("downloaded", True, "16:9")
     video = studio.last
     assert video is not None
     assert studio.results == [video]
-    assert video.id in studio.ui.caption.value
-    assert "inference" in text(studio.ui.caption.value)
-    assert studio.ui.error.value == ""
+    assert run["caption"].startswith(f"id {video.id} · inference")
+    assert studio.error == {}
+    assert page.replies("video") == []  # bytes go only when the page asks
+    page.click("video", n=run["n"])
+    [(reply, [data])] = page.replies("video")
+    assert reply["n"] == run["n"]
+    assert data == video.read_bytes()
+    assert data[4:8] == b"ftyp"
 
 
-async def test_history_lists_the_run_with_its_details(studio: Studio) -> None:
+async def test_the_gallery_lists_runs_with_short_ids_and_poster_frames(studio: Studio) -> None:
     await ready(studio, "Gentle camera pan to the right")
-    studio.ui.ratio.value = "1:1"
+    studio.aspect_ratio = "1:1"
     await studio.generate()
     [run] = studio.history
-    assert (run.status, run.aspect_ratio, run.prompt) == (
-        "completed",
-        "1:1",
-        "Gentle camera pan to the right",
-    )
-    [row] = studio.ui.history.children
-    line = text(row.summary.value)
-    assert "completed" in line
-    assert "1:1" in line
-    assert run.prediction_id in line
-    assert "Gentle camera pan to the right" in line
-    assert row.thumbnail.value[:2] == b"\xff\xd8"
+    [card] = studio.runs
+    assert (card["phase"], card["ratio"], card["prompt"]) == (
+        "downloaded", "1:1", "Gentle camera pan to the right",
+    )  # fmt: skip
+    assert card["short"] == run.prediction_id[:8] and card["id"] == run.prediction_id
+    page = Page(studio)
+    page.click("poster", n=1)
+    await studio.wait_idle(LIMIT)
+    [(reply, [jpeg])] = page.replies("poster")
+    assert jpeg[:2] == b"\xff\xd8"
+    assert reply["frame"] is True  # the video's first frame (PyAV), not the input image
+    assert jpeg != studio.history[0].image.preview
 
 
-async def test_download_saves_the_mp4_where_the_widget_says(studio: Studio, tmp_path: Path) -> None:
+async def test_download_sends_the_mp4_to_the_browser_and_save_writes_on_the_kernel(
+    studio: Studio, tmp_path: Path
+) -> None:
     await ready(studio)
     video = await studio.generate()
     assert video is not None
-    studio.ui.download.click()
+    page = Page(studio)
+    page.click("download", n=1)
+    [(reply, [data])] = page.replies("download")
+    assert reply["name"] == f"{video.id}.mp4"
+    assert data == video.read_bytes()
+    page.click("save", n=1)
     saved = tmp_path / "saved" / f"{video.id}.mp4"
     assert saved.read_bytes()[4:8] == b"ftyp"
-    assert str(saved) in text(studio.ui.saved.value)
+    assert str(saved) in studio.saved_text
+
+
+async def test_copy_as_code_is_the_exact_generate_call(studio: Studio, portrait: Path) -> None:
+    studio.set_image(str(portrait))
+    studio.prompt = "Camera slowly zooms in"
+    studio.aspect_ratio = "9:16"
+    await studio.wait_idle(LIMIT)
+    await studio.generate()
+    code = studio.runs[0]["code"]
+    assert code == generate_code(str(portrait), "Camera slowly zooms in", "9:16")
+    call = ast.parse(code).body[1].value  # video = wavenb.generate(...)
+    assert [ast.literal_eval(arg) for arg in call.args] == [str(portrait), "Camera slowly zooms in"]
+    assert ast.literal_eval(call.keywords[0].value) == "9:16"
 
 
 async def test_a_failed_prediction_reads_as_one_sentence_with_raw_details(studio: Studio) -> None:
     await ready(studio, "a gore scene")
     assert await studio.generate() is None
-    box = studio.ui.error.value
-    assert text(box).startswith(
-        "⚠ The content filter refused this prompt: Content policy violation"
+    assert studio.error["sentence"].startswith(
+        "The content filter refused this prompt: Content policy violation"
     )
-    assert "<details><summary>details</summary>" in box
-    assert '"status": "failed"' in text(box)
-    assert studio.history[0].status == "failed"
+    assert '"status": "failed"' in studio.error["details"]
+    assert studio.history[0].phase is Phase.FAILED
     assert isinstance(studio.history[0].error, wavenb.PredictionFailed)
-    assert studio.ui.player.layout.display == "none"
+    assert shown(studio)["video"] is False
 
 
 async def test_a_401_reads_as_one_sentence_with_the_raw_json(tmp_path: Path) -> None:
     studio = await ready(Studio(client=api_client(refuse_key, tmp_path)))
     await studio.generate()
-    box = studio.ui.error.value
-    assert text(box).startswith("⚠ Authentication failed (HTTP 401): Invalid API key.")
-    assert '"message": "Invalid API key"' in text(box)
-    assert "Traceback" not in box
-    assert studio.history[0].status == "failed"
+    assert studio.error["sentence"].startswith("Authentication failed (HTTP 401): Invalid API key.")
+    assert '"message": "Invalid API key"' in studio.error["details"]
+    assert "Traceback" not in studio.error["details"]
+    assert studio.history[0].phase is Phase.REFUSED
 
 
-async def test_errors_in_callbacks_show_in_the_widget(studio: Studio, tmp_path: Path) -> None:
+async def test_a_run_error_is_cleared_when_a_good_run_is_shown(studio: Studio) -> None:
+    await ready(studio, "a gore scene")
+    await studio.generate()
+    assert studio.error
+    Page(studio).type(prompt_text="Camera slowly zooms in")
+    assert studio.error == {}  # its cause (the prompt) changed
+
+
+async def test_errors_in_actions_show_in_the_widget(studio: Studio, tmp_path: Path) -> None:
     await ready(studio)
     await studio.generate()
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    studio.save_dir = str(blocker)
-    studio.ui.download.click()  # saving into a file cannot work
-    box = studio.ui.error.value
-    assert text(box).startswith("⚠ Unexpected error")
-    assert "<details>" in box  # the traceback is tucked away, not spilled
+    page = Page(studio)
+    page.type(save_dir=str(blocker))
+    page.click("save", n=1)  # saving into a file cannot work
+    assert studio.error["sentence"].startswith("Unexpected error")
+    assert "Traceback" in studio.error["details"]  # tucked away in the disclosure
+    page.click("no-such-action")
+    assert "unknown action 'no-such-action'" in studio.error["sentence"]
+    page.click("dismiss")
+    assert studio.error == {}
 
 
 async def test_sandbox_badge_and_hint_show_on_the_sandbox_only(tmp_path: Path) -> None:
     sandbox = Studio(client=AsyncClient())
-    assert "SANDBOX" in sandbox.ui.header.value
-    assert "Set WAVESPEED_API_KEY to use the real API ($0.50 per video)." in sandbox.ui.header.value
+    assert sandbox.sandbox
+    assert sandbox.sandbox_hint == "Set WAVESPEED_API_KEY to use the real API ($0.50 per video)."
     api = Studio(client=api_client(refuse_key, tmp_path))
-    assert "SANDBOX" not in api.ui.header.value
+    assert not api.sandbox
 
 
-async def test_the_badge_appears_once_a_server_says_it_is_the_sandbox(studio: Studio) -> None:
-    assert "SANDBOX" not in studio.ui.header.value  # the real API's URL: not known yet
-    await ready(studio)
-    await studio.generate()
-    assert "SANDBOX" in studio.ui.header.value
-    assert "SANDBOX" in studio.ui.caption.value
+async def test_a_served_sandbox_is_recognised_before_the_first_run(
+    wavenb_sandbox_url: str, tmp_path: Path
+) -> None:
+    studio = Studio(client=AsyncClient("any-key", wavenb_sandbox_url, output_dir=tmp_path))
+    assert studio.generate_label == "Generate · $0.50"  # not known yet, at construction
+    await studio.wait_idle(LIMIT)  # the Studio asked the server what it is
+    assert studio.sandbox
+    assert studio.generate_label == "Generate · free"
+    await studio.client.aclose()
 
 
 async def test_generate_shows_the_price(tmp_path: Path) -> None:
-    assert (
-        Studio(client=api_client(refuse_key, tmp_path)).ui.generate.description
-        == "Generate · $0.50"
-    )
-    assert Studio(client=AsyncClient()).ui.generate.description == "Generate · free"
+    assert Studio(client=api_client(refuse_key, tmp_path)).generate_label == "Generate · $0.50"
+    assert Studio(client=AsyncClient()).generate_label == "Generate · free"
 
 
-async def test_cancel_keeps_the_id_in_history_and_fetch_again_finishes(tmp_path: Path) -> None:
+async def test_cancel_keeps_the_id_and_fetch_again_finishes(tmp_path: Path) -> None:
     api = FakeAPI()
     studio = await ready(Studio(client=api_client(api, tmp_path)))
-    task = studio.generate()
+    page = Page(studio)
+    page.click("generate")
+    task = studio.history[0].task
     await asyncio.wait_for(api.polled.wait(), LIMIT)
-    assert len(studio.ui.running.children) == 1  # a live progress row
-    studio.ui.running.children[0].cancel_button.click()
+    assert studio.runs[0]["live"]
+    page.click("cancel", n=1)
+    assert studio.runs[0]["detail"] == "stopping…"  # feedback where it was clicked
     await studio.wait_idle(LIMIT)
-    assert task.cancelled()
+    assert task is not None and task.cancelled()
     [run] = studio.history
-    assert (run.status, run.prediction_id) == (CANCELLED, PID)
-    assert CANCELLED in studio.ui.history.children[0].summary.value
-    assert studio.ui.running.children == ()
+    assert (run.phase, run.prediction_id) == (Phase.STOPPED, PID)
+    assert "Fetch again" in studio.runs[0]["detail"]
+    assert studio.runs[0]["fetchable"]
 
     api.finish()  # the provider went on and finished it
     assert (await studio.client.wait(PID)).status is Status.COMPLETED
-    fetch = studio.ui.history.children[0].fetch_button
-    assert fetch.layout.display is None
-    fetch.click()
+    page.click("fetch", n=1)
     await studio.wait_idle(LIMIT)
-    assert run.status == "completed", repr(run.error)
-    assert studio.ui.player.value == MP4
+    assert run.phase is Phase.DOWNLOADED, repr(run.error)
+    page.click("video", n=1)
+    assert page.replies("video")[-1][1] == [MP4]
 
 
 async def test_cancel_before_sending_records_that_nothing_was_sent(studio: Studio) -> None:
@@ -484,79 +505,103 @@ async def test_cancel_before_sending_records_that_nothing_was_sent(studio: Studi
     await studio.wait_idle(LIMIT)
     assert task.cancelled()
     [run] = studio.history
-    assert (run.status, run.prediction_id) == ("cancelled (before the provider answered)", None)
-    assert not studio.ui.generate.disabled  # the same inputs may go again
+    assert (run.phase, run.prediction_id) == (Phase.REFUSED, None)
+    assert run.detail == "cancelled before it was sent: nothing charged"
+    assert studio.generate_ready  # the same inputs may go again
 
 
 async def test_two_generations_run_at_once(studio: Studio) -> None:
     await ready(studio, "Camera slowly zooms in")
     first = studio.generate()
-    studio.ui.prompt.value = "Gentle camera pan to the right"
-    assert not studio.ui.generate.disabled  # another prompt can go at once
-    studio.ui.generate.click()
+    Page(studio).type(prompt_text="Gentle camera pan to the right")
+    assert studio.generate_ready  # another prompt can go at once
+    Page(studio).click("generate")
     assert studio.running == 2
     await studio.wait_idle(LIMIT)
-    assert {run.status for run in studio.history} == {"completed"}
-    assert len(studio.results) == 2
+    assert {run.phase for run in studio.history} == {Phase.DOWNLOADED}
     assert len({video.id for video in studio.results}) == 2
-    assert first.result() is studio.results[0] or first.result() is studio.results[1]
+    assert first.result() in studio.results
 
 
 async def test_the_same_inputs_again_reuse_the_finished_video_for_free(
     studio: Studio, sandbox_app: Any
 ) -> None:
     await ready(studio)
-    studio.ui.generate.click()
+    Page(studio).click("generate")
     await studio.wait_idle(LIMIT)
-    studio.ui.generate.click()
+    Page(studio).click("generate")
     await studio.wait_idle(LIMIT)
     first, second = studio.results
     assert sandbox_app.state.sandbox.accepted == 1
     assert second.reused and second.id == first.id
-    assert "reused from history · free" in text(studio.ui.caption.value)
+    assert "reused from history · free" in shown(studio)["caption"]
 
 
-async def test_the_same_inputs_are_not_sent_twice_by_a_double_click(studio: Studio) -> None:
+async def test_a_double_click_sends_the_same_inputs_once(studio: Studio, sandbox_app: Any) -> None:
     await ready(studio)
-    studio.ui.generate.click()
-    assert studio.ui.generate.disabled
-    assert text(studio.ui.generate_hint.value) == "sending…"
+    page = Page(studio)
+    page.click("generate")
+    assert not studio.generate_ready
+    assert studio.generate_hint == "sending…"
+    page.click("generate")  # the second click of a double click
+    assert "add an image" not in studio.error.get("sentence", "")
     await studio.wait_idle(LIMIT)
-    assert not studio.ui.generate.disabled
+    assert sandbox_app.state.sandbox.accepted == 1
+    assert studio.generate_ready
 
 
-async def test_show_plays_an_earlier_run_again(studio: Studio) -> None:
+async def test_show_puts_an_earlier_run_in_the_result_area(studio: Studio) -> None:
     await ready(studio, "Camera slowly zooms in")
-    first = await studio.generate()
-    studio.ui.prompt.value = "Static shot"
-    second = await studio.generate()
-    assert first is not None
-    assert second is not None
-    assert studio.ui.player.value == second.read_bytes()
-    older = studio.ui.history.children[-1]  # newest first
-    older.show_button.click()
-    assert studio.ui.player.value == first.read_bytes()
-    assert "Camera slowly zooms in" in studio.ui.status.value
+    await studio.generate()
+    studio.prompt = "Static shot"
+    await studio.generate()
+    assert studio.shown == 2
+    Page(studio).click("show", n=1)
+    assert studio.shown == 1
+    assert shown(studio)["prompt"] == "Camera slowly zooms in"
 
 
-async def test_the_api_key_never_reaches_widget_state(studio: Studio) -> None:
+async def test_the_api_key_never_reaches_widget_state_or_messages(studio: Studio) -> None:
     await ready(studio)
     await studio.generate()
-    studio.ui.prompt.value = "a gore scene"
+    studio.prompt = "a gore scene"
     await studio.generate()
+    page = Page(studio)
+    for action in ("video", "poster", "download", "timeline"):
+        page.click(action, n=1)
+    await studio.wait_idle(LIMIT)
     canary = CANARY_KEY.encode()
     states = list(widget_states(studio))
-    assert len(states) > 40  # every child, layout and style was visited
+    assert len(states[0]) > 30  # the anywidget (and its layout): every trait was read
     for state in states:
         assert not any(canary in chunk for chunk in flat(state))
+    assert len(studio.comm.published) > 10
+    for data, buffers in studio.comm.published:
+        assert not any(canary in chunk for chunk in flat([data, buffers]))
 
 
-async def test_repr_is_short(studio: Studio) -> None:
+async def test_the_widget_state_is_small_and_holds_no_video(studio: Studio) -> None:
+    await ready(studio)
+    await studio.generate()
+    state = studio.get_state()
+    assert not any(b"ftyp" in chunk for chunk in flat(state))
+    assert (
+        len(b"".join(flat({k: v for k, v in state.items() if k not in ("_esm", "_css")}))) < 60_000
+    )
+
+
+async def test_repr_is_short(tmp_path: Path) -> None:
+    studio = Studio(client=api_client(refuse_key, tmp_path))
     assert repr(studio) == "<Studio backend='api' runs=0 running=0>"
 
 
 def test_studio_is_exported_lazily() -> None:
     assert wavenb.Studio is Studio
+
+
+def test_the_front_end_files_are_package_data() -> None:
+    assert str(Studio._esm).startswith("//") and "export default" in str(Studio._esm)
+    assert ".wnb-studio" in str(Studio._css)
 
 
 # -- journal: resume, unresolved, reuse, spending ---------------------------------------------
@@ -568,33 +613,25 @@ async def test_resume_finishes_earlier_runs_without_submitting_again(
     earlier = await sandbox_client.submit(png_bytes((320, 180)), "Slow orbit", "16:9")
     accepted = sandbox_app.state.sandbox.accepted
     studio = Studio(client=sandbox_client, save_dir=tmp_path / "saved")
-    assert text(studio.ui.resume_line.value) == (
-        "1 unfinished run from earlier (kernel restart, cancelled wait) \u2014"
-    )
-    assert studio.ui.resume.layout.display is None
-    assert studio.ui.unresolved.value == ""
+    assert studio.resume_text == "1 unfinished run from earlier (kernel restart, cancelled wait)"
+    assert studio.warning == ""
 
-    studio.ui.resume.click()
+    Page(studio).click("resume")
     await studio.wait_idle(LIMIT)
     [run] = studio.history
-    assert (run.status, run.prediction_id, run.prompt, run.aspect_ratio) == (
-        "completed",
-        earlier.id,
-        "Slow orbit",
-        "16:9",
-    )
+    assert (run.phase, run.prediction_id, run.prompt, run.aspect_ratio) == (
+        Phase.DOWNLOADED, earlier.id, "Slow orbit", "16:9",
+    )  # fmt: skip
     assert run.video is not None
     assert studio.results == [run.video]
-    assert studio.ui.player.value[4:8] == b"ftyp"
     assert sandbox_app.state.sandbox.accepted == accepted  # nothing was submitted again
     assert studio.spent == 0
-    assert studio.ui.resume.layout.display == "none"  # nothing left to resume
-    assert studio.ui.resume_line.layout.display == "none"
+    assert studio.resume_text == ""  # nothing left to resume
 
 
 async def test_a_fresh_journal_offers_nothing(studio: Studio) -> None:
-    assert studio.ui.resume.layout.display == "none"
-    assert studio.ui.unresolved.value == ""
+    assert studio.resume_text == ""
+    assert studio.warning == ""
 
 
 async def test_submissions_without_an_answer_are_named_never_resent(tmp_path: Path) -> None:
@@ -608,17 +645,16 @@ async def test_submissions_without_an_answer_are_named_never_resent(tmp_path: Pa
     with pytest.raises(SubmissionUncertain):
         await client.submit(png_bytes(), "Camera slowly zooms in")
     studio = Studio(client=client)
-    warning = studio.ui.unresolved.value
-    assert text(warning).startswith(
-        "⚠ 1 submission got no answer and may have been charged; it is never resent"
+    assert studio.warning.startswith(
+        "1 submission got no answer and may have been charged; it is never resent"
     )
-    assert "<code>wavenb.unresolved()</code>" in warning
-    assert studio.ui.resume.layout.display == "none"  # not resumable: there is no task id
+    assert "wavenb.unresolved()" in studio.warning
+    assert studio.resume_text == ""  # not resumable: there is no task id
 
 
 def test_a_reused_video_says_so_in_its_caption() -> None:
     done = Prediction(PID, "runwayml/gen4-turbo", Status.COMPLETED)
-    assert "reused from history · free" in text(video_caption(Video("", None, done, reused=True)))
+    assert "reused from history · free" in video_caption(Video("", None, done, reused=True))
     assert "reused" not in video_caption(Video("", None, done))
 
 
@@ -626,38 +662,29 @@ async def test_the_session_total_counts_submitted_runs_at_their_price(tmp_path: 
     api = FakeAPI()
     api.finish()
     studio = await ready(Studio(client=api_client(api, tmp_path)))
-    assert text(studio.ui.spent.value) == "spent this session: $0.00"
+    assert studio.spent_text == "Spent this session: $0.00"
     await studio.generate()
     studio.prompt = "Another prompt"
     await studio.generate()
     assert studio.spent == pytest.approx(1.0)
-    assert text(studio.ui.spent.value) == "spent this session: $1.00"
+    assert studio.spent_text == "Spent this session: $1.00"
 
 
 async def test_the_session_total_is_free_on_the_sandbox(studio: Studio) -> None:
     await ready(studio)
     await studio.generate()
-    assert text(studio.ui.spent.value) == "spent this session: free (sandbox)"
+    assert studio.spent_text == "Spent this session: free (sandbox)"
 
 
-async def test_a_finished_run_draws_its_timeline_only_when_opened(studio: Studio) -> None:
+async def test_a_finished_run_draws_its_timeline_only_when_asked(studio: Studio) -> None:
     await ready(studio)
     await studio.generate()
-    [row] = studio.ui.history.children
-    assert isinstance(row, HistoryRow)
-    toggle = row.timeline
-    assert toggle.layout.display is None
-    assert toggle.image.value == b""  # lazy: nothing drawn yet
-    toggle.button.value = True
-    assert toggle.image.value[:8] == b"\x89PNG\r\n\x1a\n"
-    assert toggle.image.layout.display is None
-    toggle.button.value = False
-    assert toggle.image.layout.display == "none"
-
-    result = studio.ui.timeline
-    assert result.image.value == b""
-    result.button.value = True
-    assert result.image.value[:4] == b"\x89PNG"
+    page = Page(studio)
+    assert page.replies("timeline") == []
+    page.click("timeline", n=1)
+    [(reply, [png])] = page.replies("timeline")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert reply["note"] == ""
 
 
 async def test_the_timeline_says_how_to_get_matplotlib_when_it_is_missing(
@@ -666,13 +693,42 @@ async def test_the_timeline_says_how_to_get_matplotlib_when_it_is_missing(
     await ready(studio)
     await studio.generate()
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    studio.ui.timeline.button.value = True
-    assert "pip install 'wavenb[plot]'" in text(studio.ui.timeline.note.value)
-    assert studio.ui.timeline.image.layout.display == "none"
+    Page(studio).click("timeline", n=1)
+    [(reply, buffers)] = Page(studio).replies("timeline")
+    assert "pip install 'wavenb[plot]'" in reply["note"]
+    assert buffers == []
 
 
-async def test_runs_without_a_video_have_no_timeline_toggle(studio: Studio) -> None:
+async def test_runs_without_a_video_have_no_timeline(studio: Studio) -> None:
     await ready(studio, "a gore scene")
     await studio.generate()
-    assert studio.ui.history.children[0].timeline.layout.display == "none"
-    assert studio.ui.timeline.layout.display == "none"
+    Page(studio).click("timeline", n=1)
+    [(reply, buffers)] = Page(studio).replies("timeline")
+    assert buffers == [] and reply["note"] == "no video, so no timeline"
+
+
+# -- an inline video ------------------------------------------------------------------------
+
+
+async def test_a_video_displays_as_a_bounded_player_with_its_bytes_sent_on_request(
+    studio: Studio,
+) -> None:
+    await ready(studio)
+    video = await studio.generate()
+    assert video is not None
+    bundle = video._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("<Video SANDBOX render")
+
+
+async def test_without_anywidget_a_video_is_inline_html_bounded_to_60vh(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ready(studio)
+    video = await studio.generate()
+    assert video is not None
+    monkeypatch.setitem(sys.modules, "wavenb.ui.player", None)
+    page = video._repr_mimebundle_()["text/html"]
+    assert 'src="data:video/mp4;base64,' in page
+    assert "max-height:60vh" in page
+    assert "SANDBOX" in page

@@ -5,7 +5,6 @@ All are frozen: a poll returns a new ``Prediction``, it never mutates an old one
 
 from __future__ import annotations
 
-import html
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -219,18 +218,15 @@ class Video:
         return f"{origin} · {self.id}{took}{reused}"
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, Any]:
+        # A bounded player in every front end: an anywidget with the notebook extra (bytes over
+        # the comm, nothing in the saved notebook), else plain HTML (inline when small).
+        from wavenb.ui.display import video_html, video_view  # noqa: PLC0415  (display only)
+
         plain = {"text/plain": f"<Video {self._label()} path={self.path}>"}
         if self.path is not None and self.path.exists():
-            from wavenb.ui.display import video_widget  # noqa: PLC0415  (ipywidgets is heavy: lazy)
-
-            bundle: dict[str, Any] = video_widget(
-                self.path, self._label(), self.sandbox
-            )._repr_mimebundle_(**kwargs)
-            return {**bundle, **plain}
-        src = html.escape(self.url, quote=True)
-        label = html.escape(self._label())
-        return {
-            **plain,
-            "text/html": f'<div><video src="{src}" controls loop style="max-width:100%"></video>'
-            f"<div><small>{label}</small></div></div>",
-        }
+            view = video_view(self.path, self._label(), sandbox=self.sandbox)
+            if view is not None:
+                data, _metadata = view._repr_mimebundle_(**kwargs)
+                return {**data, **plain}
+        return {**plain, "text/html": video_html(self.path, self.url, self._label(),
+                                                 sandbox=self.sandbox)}  # fmt: skip

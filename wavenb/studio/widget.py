@@ -1,68 +1,57 @@
-"""``Studio``: the notebook widget for making videos, a thin view over ``AsyncClient``.
+"""``Studio``: the notebook app for making videos, an anywidget over ``AsyncClient``.
 
-Every click only schedules a task on the kernel's running event loop and keeps a reference to
+The front end (``wavenb/ui/static/studio.js`` and ``studio.css``) draws inputs and result side
+by side (stacked when narrow), a gallery of this session's runs with poster frames, and takes
+images by drag-and-drop, paste or the file picker. It holds no logic: it shows the synced
+traits and sends actions (``{"do": "generate"}``…), which land in the ``_do_*`` methods here.
+Videos, posters and timeline plots travel as binary buffers, only when the page asks for them:
+the widget state stays small JSON, and a saved notebook holds no video.
+
+Every action only schedules a task on the kernel's running event loop and keeps a reference to
 it, so the kernel answers other cells while videos render, and several generations can run at
-once. Progress comes from the client's ``on_update``; the widget does no HTTP of its own except
-the one-off check of a pasted image URL (``_studio_image.check_image_url``).
+once. Generations are ``wavenb.Job``s (``client.job`` / ``client.follow``): the Studio observes
+their updates and never submits, polls or downloads itself.
 
-Nothing that fails in a task or a callback is lost or spilled over the cell: it shows in the
-widget's error area as one sentence with a "details" disclosure.
+Nothing that fails in a task or an action is lost: it shows in the widget's error area as one
+sentence with a "details" disclosure, and is cleared when its cause is (a new image, an edited
+prompt, a run that worked).
 
 On creation the Studio reads the client's journal: tasks an earlier session left unfinished
 are offered to Resume (``client.resume``: waits and downloads, never submits again), and
-submissions that got no answer are named in a warning.
+submissions that got no answer are named in a warning. It also asks a served sandbox what it
+is (``client.detect``), so the SANDBOX badge and the price are right from the first render.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import html
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-import ipywidgets as widgets
 import traitlets
 
-from wavenb.client.async_client import AsyncClient, Resumed, Update
+from wavenb.client.async_client import AsyncClient
 from wavenb.core import protocol
-from wavenb.core.errors import InputError, PredictionFailed, PredictionTimeout, WavenbError
+from wavenb.core.errors import InputError, WavenbError
 from wavenb.core.images import ImageInput
 from wavenb.core.models import Video
-from wavenb.core.phase import Phase
 from wavenb.core.types import AspectRatio
-from wavenb.journal.store import JournalRow
-from wavenb.studio.html import (
-    char_count,
-    chip,
-    describe_error,
-    error_box,
-    field_message,
-    header,
-    image_summary,
-    price_label,
-    resume_offer,
-    seconds,
-    spent_label,
-    unresolved_warning,
-    video_caption,
-    word_diff,
-)
+from wavenb.studio import words
+from wavenb.studio.engine import Generations
 from wavenb.studio.image import SourceImage, check_image_url, from_upload, load_image
-from wavenb.studio.layout import Controls, arrange, hide, show
-from wavenb.studio.runs import TIMED_OUT, HistoryRow, Run, RunProgress
-from wavenb.ui.tasks import guarded, spawn
+from wavenb.studio.runs import PLOT_MISSING, Run, run_state, timeline_png
+from wavenb.ui.channel import FrontEnd, static
+from wavenb.ui.posters import poster, poster_missing_reason
 
 __all__ = ["Studio"]
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
-    """Make videos from an image and a prompt, in a notebook cell.
+class Studio(FrontEnd, Generations):
+    """Make videos from an image and a prompt, in a notebook cell (or a Voilà / marimo app).
 
     Evaluate it in a cell to display it. Without ``WAVESPEED_API_KEY`` it uses the local
     sandbox (free, offline, labelled SANDBOX).
@@ -72,7 +61,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         prompt: the prompt to start from.
         aspect_ratio: one of the five ratios; ``None`` matches the source image.
         client: the ``AsyncClient`` to use; by default ``AsyncClient()``.
-        save_dir: where Download saves MP4s; by default wavenb's outputs folder.
+        save_dir: where "Save on kernel" puts MP4s; by default wavenb's outputs folder.
 
     Example:
         >>> studio = wavenb.Studio(image="cat.jpg")              # doctest: +SKIP
@@ -81,10 +70,56 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         >>> studio.last.path
     """
 
-    save_dir = traitlets.Unicode(
-        help="The folder Download saves MP4s into (shown, and editable, beside the button)."
+    _esm = static("studio.js")
+    _css = static("studio.css")
+    ACTIONS: ClassVar[frozenset[str]] = frozenset({
+        "generate", "cancel", "fetch", "show", "resume", "enhance", "undo", "image", "url",
+        "save", "video", "poster", "timeline", "download", "dismiss",
+    })  # fmt: skip
+
+    prompt_text = traitlets.Unicode("", help="The prompt as typed (two-way).").tag(sync=True)
+    ratio = traitlets.Unicode("", help='The chosen ratio; "" matches the source.').tag(sync=True)
+    save_dir = traitlets.Unicode(help="The folder Save on kernel writes MP4s into.").tag(sync=True)
+    ratio_choices: traitlets.List[Any] = traitlets.List(
+        help="(label, value) pairs of the ratio menu."
+    ).tag(sync=True)
+    examples: traitlets.List[Any] = traitlets.List(help="Example prompts.").tag(sync=True)
+    sandbox = traitlets.Bool(default_value=False, help="Whether the backend is a sandbox.").tag(
+        sync=True
     )
-    running = traitlets.Int(0, read_only=True, help="How many generations are in flight right now.")
+    sandbox_hint = traitlets.Unicode(help="How to use the real API instead.").tag(sync=True)
+    image_info = traitlets.Dict(help="The source image: label, summary.").tag(sync=True)
+    preview = traitlets.Bytes(b"", help="A small JPEG of the source image.").tag(sync=True)
+    image_message = traitlets.Dict(help="About the image field: text, level.").tag(sync=True)
+    char_count = traitlets.Unicode(help='"42 / 1000"').tag(sync=True)
+    generate_label = traitlets.Unicode("Generate", help="Generate and the price.").tag(sync=True)
+    generate_ready = traitlets.Bool(default_value=False, help="Whether Generate can go.").tag(
+        sync=True
+    )
+    generate_hint = traitlets.Unicode(help="What stops Generate, in words.").tag(sync=True)
+    spent_text = traitlets.Unicode(help="What this session spent.").tag(sync=True)
+    enhancing = traitlets.Bool(default_value=False, help="Whether Enhance is running.").tag(
+        sync=True
+    )
+    diff: traitlets.List[Any] = traitlets.List(
+        help="The last Enhance's word diff: (kind, words)."
+    ).tag(sync=True)
+    can_undo = traitlets.Bool(default_value=False, help="Whether Undo restores a prompt.").tag(
+        sync=True
+    )
+    resume_text = traitlets.Unicode(help="Runs an earlier session left unfinished.").tag(sync=True)
+    resuming = traitlets.Bool(default_value=False, help="Whether Resume is running.").tag(sync=True)
+    warning = traitlets.Unicode(help="Submissions that got no answer.").tag(sync=True)
+    error = traitlets.Dict(help="The error area: sentence, details.").tag(sync=True)
+    runs: traitlets.List[Any] = traitlets.List(help="Every run, newest first (run_state).").tag(
+        sync=True
+    )
+    shown = traitlets.Int(0, help="The number of the run in the result area (0: none).").tag(
+        sync=True
+    )
+    saved_text = traitlets.Unicode(help="Where Save on kernel put the file.").tag(sync=True)
+    poster_note = traitlets.Unicode(help="Why posters are input thumbnails.").tag(sync=True)
+    running = traitlets.Int(0, read_only=True, help="How many generations are in flight.")
 
     def __init__(
         self,
@@ -96,42 +131,37 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         save_dir: str | Path | None = None,
     ) -> None:
         ratio = protocol.validate_aspect_ratio(aspect_ratio)
-        self.ui = Controls()
-        """Every control by name (``studio.ui.generate.click()``); see ``_studio_layout``."""
-        super().__init__(arrange(self.ui))
-        self.add_class("wavenb-studio")
         self.client = client if client is not None else AsyncClient()
         """The ``AsyncClient`` the Studio works through."""
-        self._runs: list[Run] = []
-        self._rows: dict[Run, HistoryRow] = {}
-        self._results: list[Video] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        super().__init__(
+            prompt_text=prompt,
+            ratio=ratio or "",
+            save_dir=str(save_dir if save_dir is not None else self.client.output_dir),
+            ratio_choices=[list(pair) for pair in words.ratio_options()],
+            examples=list(words.EXAMPLE_PROMPTS),
+            sandbox_hint=words.SANDBOX_HINT,
+            poster_note=poster_missing_reason() or "",
+        )
+        Generations.__init__(self)
         self._source: SourceImage | None = None
-        self._source_from = ""
+        self._source_text = ""
         self._loading = 0
         self._image_version = 0
         self._before_enhance: str | None = None
-        self._sending: dict[tuple[int, str, str], Run] = {}
-        self._shown: Run | None = None
-        self._loaded: Video | None = None
-        self._quiet = False
-        self._enhancing = False
-        self._spent = 0.0
-        self.save_dir = str(save_dir if save_dir is not None else self.client.output_dir)
-        traitlets.link((self, "save_dir"), (self.ui.save_dir, "value"))
-        self._wire()
-        self.ui.prompt.value = prompt
-        self.ui.char_count.value = char_count(prompt)
-        self.ui.ratio.value = ratio or ""
+        self._error_cause = ""
+        self.observe(self._on_prompt, names=["prompt_text"])
+        self.observe(lambda _change: self._refresh(), names=["ratio"])
         if image is not None:
             try:
                 self.set_image(image)
             except WavenbError as error:
-                self.ui.image_message.value = field_message(str(error))
+                self.image_message = {"text": str(error), "level": "error"}
         try:
             self._offer_resume()
         except Exception as error:  # noqa: BLE001  (an unreadable journal must not stop the Studio)
             self.show_error(error)
+        if self.client.backend != "sandbox":
+            self._try_spawn(self._detect())
         self._refresh()
 
     # -- public API ------------------------------------------------------------------------
@@ -139,50 +169,25 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     @property
     def prompt(self) -> str:
         """The prompt as typed."""
-        return str(self.ui.prompt.value)
+        return str(self.prompt_text)
 
     @prompt.setter
     def prompt(self, text: str) -> None:
-        self.ui.prompt.value = text
+        self.prompt_text = text
 
     @property
     def aspect_ratio(self) -> AspectRatio | None:
         """The chosen ratio; ``None`` matches the source image."""
-        return protocol.validate_aspect_ratio(self.ui.ratio.value)
+        return protocol.validate_aspect_ratio(self.ratio or None)
 
     @aspect_ratio.setter
     def aspect_ratio(self, ratio: AspectRatio | None) -> None:
-        self.ui.ratio.value = protocol.validate_aspect_ratio(ratio) or ""
+        self.ratio = protocol.validate_aspect_ratio(ratio) or ""
 
     @property
     def image(self) -> SourceImage | None:
         """The checked source image, or ``None`` while there is none (or it is loading)."""
         return self._source
-
-    @property
-    def results(self) -> list[Video]:
-        """The videos of this session, oldest first."""
-        return list(self._results)
-
-    @property
-    def last(self) -> Video | None:
-        """The most recent video, or ``None``."""
-        return self._results[-1] if self._results else None
-
-    @property
-    def history(self) -> list[Run]:
-        """Every run of this session, oldest first, whatever its outcome."""
-        return list(self._runs)
-
-    @property
-    def spent(self) -> float:
-        """US dollars the runs submitted from this Studio cost (0 on the sandbox)."""
-        return self._spent
-
-    @property
-    def tasks(self) -> frozenset[asyncio.Task[Any]]:
-        """The Studio's tasks still running (generations, image checks, Enhance)."""
-        return frozenset(task for task in self._tasks if not task.done())
 
     def set_image(self, image: ImageInput) -> asyncio.Task[None]:
         """Use ``image`` (path, URL, bytes or PIL image); it is checked in a task.
@@ -190,14 +195,11 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         Raises:
             WavenbError: there is no running event loop (use the Studio in Jupyter).
         """
-        is_url = isinstance(image, str) and image.startswith(("http://", "https://"))
-        with self._muted():
-            self.ui.upload.value = ()
-            self.ui.url.value = image if is_url else ""
-        if isinstance(image, str) and is_url:
-            return self._load_image(_check_url, image, origin="url")
+        if isinstance(image, str) and image.startswith(("http://", "https://")):
+            return self._load_image(_check_url(image), image)
+        text = str(image) if isinstance(image, str | Path) else "image.jpg"
         label = Path(image).name if isinstance(image, str | Path) else "image"
-        return self._load_image(_load_local, image, label, origin="value")
+        return self._load_image(asyncio.to_thread(load_image, image, label), text)
 
     def generate(self) -> asyncio.Task[Video | None]:
         """Start a video from the current image, prompt and ratio: what Generate does.
@@ -211,51 +213,31 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         """
         source = self._source
         if source is None:
-            raise InputError("add an image first (upload one or paste a URL)")
+            raise InputError("add an image first (drop, paste or choose one, or a URL)")
         prompt = protocol.validate_prompt(self.prompt)
-        run = Run(prompt, self.aspect_ratio, source)
-        # The same inputs cannot go again while they are being sent: a double click must not
-        # pay twice. Another prompt can go at once.
-        run.task = self._spawn(self._work(run))
-        self._sending[_submit_key(run)] = run
-        run.task.add_done_callback(lambda _task: self._settled(run))
-        self._add_history(run)
-        return run.task
+        run = Run(len(self._runs) + 1, prompt, self.aspect_ratio, source, self._source_text)
+        return self._start(run)
 
-    def resume(self) -> asyncio.Task[list[Video]]:
-        """Finish what earlier sessions left undone (what Resume does): never submits again.
-
-        Each task the journal lists as unfinished (still running, or done but not downloaded)
-        joins the history as a run and, once finished, the results. Returns the task; awaiting
-        it gives the videos that could be had.
-
-        Raises:
-            WavenbError: there is no running event loop.
-        """
-        return self._spawn(self._resume())
-
-    def cancel(self, run: Run | None = None) -> None:
-        """Stop waiting for ``run`` (default: every running generation).
-
-        The provider goes on with tasks it accepted: their ids stay in ``history`` and
-        ``await studio.client.wait(id)`` (or "Fetch again") picks them up later.
-        """
-        for each in [run] if run is not None else self._runs:
-            if each.task is not None and not each.task.done():
-                each.task.cancel()
-
-    async def wait_idle(self, timeout: float | None = None) -> None:
-        """Wait until every task of the Studio has ended (at most ``timeout`` seconds)."""
-
-        async def drain() -> None:
-            while pending := self.tasks:
-                await asyncio.wait(pending)
-
-        await asyncio.wait_for(drain(), timeout)
+    def show(self, run: Run) -> None:
+        """Put ``run`` in the result area: its video, or its error."""
+        self.shown = run.number
+        self.saved_text = ""
+        if run.error is not None:
+            self._show_error_of(run)
+        elif self._error_cause.startswith("run"):
+            self.error = {}
 
     def download(self, video: Video | None = None) -> Path:
-        """Save ``video`` (default: the one shown) as ``<save_dir>/<id>.mp4``; return the path."""
-        chosen = video or (self._shown.video if self._shown is not None else None)
+        """Save ``video`` (default: the one shown) on the kernel's machine, in ``save_dir``.
+
+        The browser's Download button saves to the user's computer instead; this is "Save on
+        kernel". Returns ``<save_dir>/<id>.mp4``.
+
+        Raises:
+            InputError: no finished video to save.
+        """
+        shown = self._run(self.shown) if self.shown else None
+        chosen = video or (shown.video if shown is not None else None)
         if chosen is None or chosen.path is None:
             raise InputError("no finished video to save yet")
         folder = Path(self.save_dir).expanduser()
@@ -263,12 +245,12 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if not (target.exists() and target.resolve() == chosen.path.resolve()):
             folder.mkdir(parents=True, exist_ok=True)
             chosen.save(target)
-        self.ui.saved.value = f"<small>Saved to <code>{html.escape(str(target))}</code></small>"
+        self.saved_text = f"Saved on the kernel's machine: {target}"
         return target
 
-    def show_error(self, error: BaseException) -> None:
+    def show_error(self, error: BaseException, /) -> None:
         """Show an error in the error area: one sentence, raw details in a disclosure."""
-        self.ui.error.value = error_box(*describe_error(error))
+        self._set_error(error, "action")
 
     def __repr__(self) -> str:
         return (
@@ -276,117 +258,97 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             f"running={self.running}>"
         )
 
-    # -- wiring ----------------------------------------------------------------------------
+    # -- actions from the front end --------------------------------------------------------
 
-    def _wire(self) -> None:
-        ui = self.ui
-        ui.upload.observe(self._on_upload, names=["value"])
-        ui.url.observe(self._on_url, names=["value"])
-        ui.prompt.observe(self._on_prompt, names=["value"])
-        ui.examples.observe(self._on_example, names=["value"])
-        ui.enhance.on_click(self._on_enhance)
-        ui.undo.on_click(self._on_undo)
-        ui.generate.on_click(self._on_generate)
-        ui.download.on_click(self._on_download)
-        ui.resume.on_click(self._on_resume)
+    def _do_generate(self, _content: dict[str, Any], _buffers: list[bytes]) -> None:
+        self.generate()
 
-    @guarded
-    def _on_upload(self, change: dict[str, Any]) -> None:
-        if self._quiet or not change["new"]:
-            return
+    def _do_cancel(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        self.cancel(self._run(content.get("n")))
+
+    def _do_fetch(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        self.fetch(self._run(content.get("n")))
+
+    def _do_show(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        self.show(self._run(content.get("n")))
+
+    def _do_resume(self, _content: dict[str, Any], _buffers: list[bytes]) -> None:
+        self.resume()
+
+    def _do_enhance(self, _content: dict[str, Any], _buffers: list[bytes]) -> None:
+        self._spawn(self._enhance(protocol.validate_prompt(self.prompt)))
+
+    def _do_undo(self, _content: dict[str, Any], _buffers: list[bytes]) -> None:
+        if self._before_enhance is not None:
+            self.prompt = self._before_enhance
+        self._forget_enhance()
+
+    def _do_dismiss(self, _content: dict[str, Any], _buffers: list[bytes]) -> None:
+        self.error, self._error_cause = {}, ""
+
+    def _do_image(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        """A file dropped, pasted or picked in the browser."""
+        entry = {"name": content.get("name") or "pasted image", "content": buffers[0] if buffers
+                 else b"", "size": content.get("size") or sum(map(len, buffers))}  # fmt: skip
         try:
-            data, name = from_upload(change["new"])
+            data, name = from_upload([entry])
         except InputError as error:
             self._image_version += 1  # whatever was loading is superseded
             self._clear_image(str(error))
             return
-        with self._muted():
-            self.ui.url.value = ""
-        self._load_image(_load_local, data, name, origin="upload")
+        self._load_image(asyncio.to_thread(load_image, data, name), name)
 
-    @guarded
-    def _on_url(self, change: dict[str, Any]) -> None:
-        if self._quiet:
+    def _do_url(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        url = str(content.get("url", "")).strip()
+        if url:  # the URL field takes URLs only (never a path on the kernel's machine)
+            self._load_image(_check_url(url), url)
+
+    def _do_save(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        run = self._run(content.get("n", self.shown))
+        self.download(run.video)
+
+    def _do_video(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        run = self._run(content.get("n"))
+        if run.video is not None:
+            self.reply("video", run.video.read_bytes(), n=run.number)
+
+    def _do_download(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        run = self._run(content.get("n"))
+        if run.video is None:
+            raise InputError("no finished video to download yet")
+        self.reply("download", run.video.read_bytes(), n=run.number, name=f"{run.video.id}.mp4")
+
+    def _do_poster(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        run = self._run(content.get("n"))
+        self._spawn(self._send_poster(run))
+
+    def _do_timeline(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        run = self._run(content.get("n"))
+        if run.video is None:
+            self.reply("timeline", None, n=run.number, note="no video, so no timeline")
             return
-        url = str(change["new"]).strip()
-        with self._muted():
-            self.ui.upload.value = ()
-        if url:
-            self._load_image(_check_url, url, origin="url")
-        elif self._source_from == "url":
-            self._clear_image()
-
-    @guarded
-    def _on_prompt(self, change: dict[str, Any]) -> None:
-        self.ui.char_count.value = char_count(str(change["new"]))
-        self._refresh()
-
-    @guarded
-    def _on_example(self, change: dict[str, Any]) -> None:
-        if not change["new"]:
-            return
-        self._forget_enhance()
-        self.ui.prompt.value = change["new"]
-        self.ui.examples.value = ""
-
-    @guarded
-    def _on_enhance(self, _button: object) -> None:
-        self._spawn(self._enhance(protocol.validate_prompt(self.prompt)))
-
-    @guarded
-    def _on_undo(self, _button: object) -> None:
-        if self._before_enhance is not None:
-            self.ui.prompt.value = self._before_enhance
-        self._forget_enhance()
-
-    @guarded
-    def _on_generate(self, _button: object) -> None:
-        self.generate()
-
-    @guarded
-    def _on_download(self, _button: object) -> None:
-        self.download()
-
-    @guarded
-    def _on_resume(self, _button: object) -> None:
-        self.resume()
-
-    @guarded
-    def _on_show(self, run: Run) -> None:
-        self._show(run)
-
-    @guarded
-    def _on_fetch(self, run: Run) -> None:
-        if not run.resumable or run.prediction_id is None:
-            return
-        run.error, run.status = None, "fetching"
-        run.task = self._spawn(self._work(run, run.prediction_id))
-        self._rows[run].refresh()
-
-    @guarded
-    def _on_cancel(self, run: Run) -> None:
-        self.cancel(run)
+        try:
+            png = timeline_png(run.video)
+        except ImportError:
+            self.reply("timeline", None, n=run.number, note=PLOT_MISSING)
+        else:
+            self.reply("timeline", png, n=run.number, note="")
 
     # -- image -----------------------------------------------------------------------------
 
     def _load_image(
-        self,
-        loader: Callable[[T, str], Awaitable[SourceImage]],
-        image: T,
-        label: str = "",
-        *,
-        origin: str,
+        self, loading: Coroutine[Any, Any, SourceImage], text: str
     ) -> asyncio.Task[None]:
         """Check an image in a task; the latest pick wins over slower earlier ones."""
         self._image_version += 1
         version = self._image_version
-        self._source, self._source_from = None, origin
-        checking = "checking the URL…" if origin == "url" else "reading the image…"
-        self.ui.image_message.value = field_message(checking, error=False)
+        self._source = None
+        checking = "checking the URL…" if text.startswith("http") else "reading the image…"
+        self.image_message = {"text": checking, "level": "info"}
 
         async def load() -> None:
             try:
-                source = await loader(image, label)
+                source = await loading
             except InputError as error:
                 if version == self._image_version:
                     self._clear_image(str(error))
@@ -395,243 +357,92 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self._loading -= 1
                 self._refresh()
             if version == self._image_version:
-                self._use_image(source)
+                self._use_image(source, text)
 
         task = self._spawn(load())
         self._loading += 1
         self._refresh()
         return task
 
-    def _use_image(self, source: SourceImage) -> None:
-        self._source = source
-        self.ui.preview.value = source.preview
-        show(self.ui.preview)
-        self.ui.image_info.value = image_summary(source)
-        self.ui.image_message.value = ""
+    def _use_image(self, source: SourceImage, text: str) -> None:
+        self._source, self._source_text = source, text
+        self.preview = source.preview
+        self.image_info = {"label": source.label, "summary": words.image_summary(source)}
+        self.image_message = {}
+        self._clear_error_of("image")
         self._refresh()
 
     def _clear_image(self, reason: str = "") -> None:
-        self._source, self._source_from = None, ""
-        self.ui.preview.value = b""
-        hide(self.ui.preview)
-        self.ui.image_info.value = ""
-        self.ui.image_message.value = field_message(reason) if reason else ""
+        self._source, self._source_text = None, ""
+        self.preview, self.image_info = b"", {}
+        self.image_message = {"text": reason, "level": "error"} if reason else {}
         self._refresh()
 
     # -- prompt ----------------------------------------------------------------------------
 
+    def _on_prompt(self, _change: object) -> None:
+        self._clear_error_of("prompt")
+        self._refresh()
+
     async def _enhance(self, original: str) -> None:
-        ui = self.ui
-        self._enhancing, ui.enhance.description = True, "Enhancing…"
+        self.enhancing = True
         self._refresh()
         try:
             enhanced = await self.client.enhance_prompt(original)
-        except Exception as error:  # noqa: BLE001  (shown in the widget)
-            self.show_error(error)
+        except Exception as error:  # noqa: BLE001  (shown in the widget until the prompt changes)
+            self._set_error(error, "prompt")
             return
         finally:
-            self._enhancing, ui.enhance.description = False, "Enhance"
+            self.enhancing = False
             self._refresh()
+        self.prompt = enhanced
         self._before_enhance = original
-        ui.prompt.value = enhanced
-        ui.diff.value = word_diff(original, enhanced)
-        show(ui.undo)
+        self.diff = [list(part) for part in words.word_diff(original, enhanced)]
+        self.can_undo = True
 
     def _forget_enhance(self) -> None:
-        self._before_enhance = None
-        self.ui.diff.value = ""
-        hide(self.ui.undo)
+        self._before_enhance, self.diff, self.can_undo = None, [], False
 
-    # -- generations -----------------------------------------------------------------------
+    async def _send_poster(self, run: Run) -> None:
+        """Send the run's poster: its video's first frame, else the input image."""
+        frame = None
+        if run.video is not None and run.video.path is not None:
+            frame = await asyncio.to_thread(poster, run.video.path)
+        if frame is None and run.image is not None:
+            frame = run.image.preview
+        self.reply("poster", frame, n=run.number, frame=frame is not None and run.video is not None)
 
-    async def _work(self, run: Run, task_id: str | None = None) -> Video | None:
-        """Drive one generation's ``Job`` (reuse, join, submit, wait, download) and show it.
+    # -- bookkeeping -----------------------------------------------------------------------
 
-        The Studio moves nothing itself: it observes the job's updates. A second click on the
-        same inputs joins the job already running (one payment, whatever the front end does).
-        """
-        row = RunProgress(run, self._on_cancel, lambda: len(self.client.durations))
-        self.ui.running.children = (*self.ui.running.children, row)
-        row.start()
-
-        def on_update(update: Update) -> None:
-            try:
-                run.status = update.phase.label
-                if update.prediction is not None:
-                    run.prediction_id = update.prediction.id
-                if update.phase is Phase.ACCEPTED and not run.charged:
-                    run.charged = True
-                    self._spent += self.client.price_per_video
-                row.update(update)
-                self._rows[run].refresh()
-            except Exception as error:  # noqa: BLE001  (a display bug must not stop the run)
-                self.show_error(error)
-
-        try:
-            if task_id is not None:  # "Fetch again": follow the task, never submit
-                video = await self.client.follow(task_id, on_update=on_update).finish()
-            elif run.image is None:  # only resumed runs have none, and they are never submitted
-                raise InputError("this run has no image to send")
-            else:
-                job = await self.client.job(run.image.send, run.prompt, run.aspect_ratio,
-                                            on_update=on_update)  # fmt: skip
-                video = await job.run()
-        except asyncio.CancelledError:
-            run.finish_cancelled()
-            raise
-        except Exception as error:  # noqa: BLE001  (shown in the widget, kept on the run)
-            run.error, run.status = error, _failure_status(error)
-            return None
-        else:
-            run.video = video
-            run.status, run.error = "completed", None
-            self._results.append(video)
-            return video
-        finally:
-            self._release(run)
-            row.stop()
-            self.ui.running.children = tuple(c for c in self.ui.running.children if c is not row)
-            run.elapsed = time.monotonic() - run.clock
-            self._rows[run].refresh()
-            if run.video is not None or run.error is not None:
-                self._show(run)
-            self._refresh()
-
-    # -- resuming earlier tasks ------------------------------------------------------------
-
-    def _earlier(self) -> list[JournalRow]:
-        """The journal's unfinished tasks on this server that are not runs of this Studio."""
-        journal = self.client.journal
-        if journal is None:
-            return []
-        mine = {run.prediction_id for run in self._runs}
-        return [
-            row for row in journal.resumable(self.client.base_url) if row.prediction_id not in mine
-        ]
-
-    def _offer_resume(self) -> None:
-        """Show the Resume offer and the "no answer" warning from what the journal says."""
-        ui = self.ui
-        journal = self.client.journal
-        pending = len(self._earlier())
-        ui.resume_line.value = resume_offer(pending) if pending else ""
-        show(ui.resume_line, pending > 0)
-        show(ui.resume, pending > 0)
-        ui.resume.disabled = False
-        ui.unresolved.value = unresolved_warning(len(journal.unresolved()) if journal else 0)
-
-    async def _resume(self) -> list[Video]:
-        ui = self.ui
-        runs = {row.prediction_id: self._resumed_run(row) for row in self._earlier()}
-        ui.resume.disabled = True
-        ui.resume_line.value = f"<small>resuming {len(runs)} unfinished runs…</small>"
-
-        def on_update(update: Update) -> None:
-            run = runs.get(update.prediction.id)
-            if run is None:
-                return
-            try:
-                run.status = update.prediction.status.label
-                self._rows[run].refresh()
-            except Exception as error:  # noqa: BLE001  (a display bug must not stop the wait)
-                self.show_error(error)
-
-        try:
-            resumed = await self.client.resume(on_update=on_update)
-        except asyncio.CancelledError:
-            for run in runs.values():
-                run.finish_cancelled()
-                self._rows[run].refresh()
-            raise
-        finally:
-            self._offer_resume()
-        mine = {run.prediction_id for run in self._runs}
-        videos: list[Video] = []
-        for item in resumed:
-            found = runs.get(item.row.prediction_id)
-            if found is None and item.row.prediction_id in mine:
-                continue  # a run of this Studio, already shown as such
-            # A task that appeared in the journal since the click gets its run now.
-            run = found if found is not None else self._resumed_run(item.row)
-            self._finish_resumed(run, item)
-            if run.video is not None:
-                videos.append(run.video)
-        return videos
-
-    def _resumed_run(self, row: JournalRow) -> Run:
-        ratio = protocol.validate_aspect_ratio(row.aspect_ratio)
-        run = Run(row.prompt, ratio, None, prediction_id=row.prediction_id, status="resuming")
-        self._add_history(run)
-        return run
-
-    def _finish_resumed(self, run: Run, item: Resumed) -> None:
-        run.elapsed = time.monotonic() - run.clock
-        if item.video is not None:
-            run.video, run.status, run.error = item.video, "completed", None
-            self._results.append(item.video)
-        else:
-            error = item.error or WavenbError(f"task {run.prediction_id} could not be resumed")
-            run.error, run.status = error, _failure_status(error)
-        self._rows[run].refresh()
-        self._show(run)
-
-    def _release(self, run: Run) -> None:
-        """``run``'s inputs are no longer being sent: Generate may send them again."""
-        key = _submit_key(run)
-        if self._sending.get(key) is run:
-            del self._sending[key]
-            self._refresh()
-
-    def _settled(self, run: Run) -> None:
-        """A generation's task ended, however it ended."""
-        self._release(run)
-        if run.status == "submitting":  # cancelled before it even started
-            run.finish_cancelled()
-        self._rows[run].refresh()
+    def _publish(self) -> None:
+        """Send every run's state to the front end (newest first) and refresh the controls."""
+        now = time.monotonic()
+        self.runs = [run_state(run, now) for run in reversed(self._runs)]
         self._refresh()
 
-    def _add_history(self, run: Run) -> None:
-        self._runs.append(run)
-        row = HistoryRow(run, self._on_show, self._on_fetch)
-        self._rows[run] = row
-        self.ui.history.children = (row, *self.ui.history.children)
-        self._refresh()
+    def _set_error(self, error: BaseException, cause: str) -> None:
+        """Show ``error``; it is cleared when ``cause`` changes (image, prompt, run, action)."""
+        sentence, details = words.describe_error(error)
+        self.error, self._error_cause = {"sentence": sentence, "details": details or ""}, cause
 
-    def _show(self, run: Run) -> None:
-        """Put a run in the result area: its video, or its error."""
-        ui = self.ui
-        took = f" · {seconds(run.elapsed)}" if run.elapsed is not None else ""
-        ui.status.value = f"{chip(run.status)} <small>{html.escape(run.prompt)}{took}</small>"
-        if run.video is not None:
-            if self._loaded is not run.video:  # a run fetched again has a new video
-                ui.player.value = run.video.read_bytes()
-                self._loaded = run.video
-            show(ui.player)
-            ui.caption.value = video_caption(run.video)
-            ui.error.value = ""
-            ui.saved.value = ""
-        else:
-            hide(ui.player)
-            ui.caption.value = ""
-            ui.error.value = error_box(*describe_error(run.error)) if run.error else ""
-        ui.timeline.set_video(run.video)
-        ui.download.disabled = run.video is None
-        self._shown = run
+    def _clear_error_of(self, cause: str) -> None:
+        if self._error_cause == cause or self._error_cause.startswith("run"):
+            self.error, self._error_cause = {}, ""
 
-    # -- state of the controls ------------------------------------------------------------
+    def _show_error_of(self, run: Run) -> None:
+        assert run.error is not None  # noqa: S101  (only called for runs with an error)
+        self._set_error(run.error, f"run {run.number}")
 
     def _refresh(self) -> None:
-        ui = self.ui
         sandbox = self.client.backend == "sandbox"
-        ui.header.value = header(sandbox)
-        busy = sum(1 for run in self._runs if run.active)
-        self.set_trait("running", busy)
+        self.set_trait("running", sum(1 for run in self._runs if run.active))
         missing = self._missing()
-        ui.generate.disabled = missing is not None
-        ui.generate.description = f"Generate · {price_label(self.client.price_per_video)}"
-        ui.generate_hint.value = field_message(missing, error=False) if missing else ""
-        ui.spent.value = spent_label(self._spent, sandbox=sandbox)
-        ui.enhance.disabled = self._enhancing or not self.prompt.strip()
+        self.sandbox = sandbox
+        self.generate_ready = missing is None
+        self.generate_label = f"Generate · {words.price_label(self.client.price_per_video)}"
+        self.generate_hint = missing or ""
+        self.spent_text = words.spent_label(self._spent, sandbox=sandbox)
+        self.char_count = words.char_count(self.prompt)
 
     def _missing(self) -> str | None:
         """What stops Generate, in words; ``None`` when it can go."""
@@ -645,46 +456,11 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return "sending…"
         return None
 
-    @contextlib.contextmanager
-    def _muted(self) -> Iterator[None]:
-        """Change controls from code without their observers reacting."""
-        self._quiet = True
-        try:
-            yield
-        finally:
-            self._quiet = False
-
-    def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        """Run ``work`` on the kernel's loop, keeping a reference until it ends."""
-        task = spawn(work, self._tasks, "the Studio")
-        task.add_done_callback(self._task_done)
-        self._refresh()
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            self.show_error(error)
+    async def _detect(self) -> None:
+        """Ask a served sandbox what it is, so badge and price are right before any run."""
+        await self.client.detect()
         self._refresh()
 
 
-async def _check_url(url: str, _label: str) -> SourceImage:
+async def _check_url(url: str) -> SourceImage:
     return await check_image_url(url)
-
-
-async def _load_local(image: ImageInput, label: str) -> SourceImage:
-    return await asyncio.to_thread(load_image, image, label)
-
-
-def _submit_key(run: Run) -> tuple[int, str, str]:
-    """What makes two submissions the same: image, prompt and ratio."""
-    return (id(run.image), run.prompt, run.aspect_ratio or "")
-
-
-def _failure_status(error: Exception) -> str:
-    if isinstance(error, PredictionTimeout):
-        return TIMED_OUT
-    if isinstance(error, PredictionFailed):
-        return error.prediction.status.label
-    return "failed"

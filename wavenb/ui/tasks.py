@@ -14,14 +14,21 @@ __all__ = ["STATUS_COLORS", "guarded", "spawn"]
 STATUS_COLORS: Final = {
     "waiting": "#6b7280",
     "submitting": "#6b7280",
+    "accepted": "#2563eb",
     "queued": "#6b7280",
     "processing": "#2563eb",
     "downloading": "#2563eb",
-    "completed": "#15803d",
+    "completed": "#2563eb",
+    "downloaded": "#15803d",
     "failed": "#b91c1c",
+    "gone": "#b91c1c",
+    "refused": "#7c3aed",
+    "unknown": "#b45309",
+    "stopped": "#b45309",
     "cancelled": "#b45309",
 }
-"""Chip colours by status word, in the Studio, the comparison grid and the report."""
+"""Chip colours by phase word (``wavenb.Phase``), for HTML reports; the widgets' stylesheets
+use the same colours."""
 
 
 class ShowsErrors(Protocol):

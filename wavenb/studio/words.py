@@ -1,13 +1,13 @@
-"""How the Studio reads: pure functions from values to the HTML and labels its widgets show.
+"""How the Studio reads: pure functions from values to the words its front end shows.
 
-Nothing here touches a widget or does I/O, so every text is testable on its own. Everything
-user-supplied goes through ``html.escape``.
+Nothing here touches a widget or does I/O, so every text is testable on its own. The front end
+puts these strings into the page as text (``textContent``), never as HTML: nothing a user or a
+server wrote can become markup.
 """
 
 from __future__ import annotations
 
 import difflib
-import html
 import json
 import re
 import traceback
@@ -19,25 +19,21 @@ from wavenb.core.models import Video
 from wavenb.core.protocol import MAX_PROMPT_CHARS
 from wavenb.core.types import ASPECT_RATIOS, OUTPUT_SIZES, PRICE_PER_VIDEO, AspectRatio
 from wavenb.studio.image import SourceImage
-from wavenb.ui.display import SANDBOX_BADGE
-from wavenb.ui.tasks import STATUS_COLORS
+from wavenb.ui.text import seconds, short_id
 
 __all__ = [
     "EXAMPLE_PROMPTS",
     "SANDBOX_HINT",
-    "STYLE",
     "char_count",
-    "chip",
     "describe_error",
-    "error_box",
-    "field_message",
-    "header",
+    "generate_code",
     "image_summary",
     "price_label",
     "progress_text",
     "ratio_options",
     "resume_offer",
     "seconds",
+    "short_id",
     "spent_label",
     "unresolved_warning",
     "video_caption",
@@ -68,44 +64,19 @@ SANDBOX_HINT: Final = (
     f"Set WAVESPEED_API_KEY to use the real API (${PRICE_PER_VIDEO:.2f} per video)."
 )
 
-STYLE: Final = """<style>
-.wavenb-studio .wavenb-chip{display:inline-block;border-radius:9px;padding:0 8px;
-  font-size:11px;font-weight:600;color:white;line-height:18px}
-.wavenb-studio .wavenb-indeterminate .progress-bar{width:100%!important;
-  background-image:repeating-linear-gradient(45deg,rgba(255,255,255,.35) 0 10px,
-  transparent 10px 20px);
-  background-size:28px 28px;animation:wavenb-stripes 1s linear infinite;opacity:.8}
-@keyframes wavenb-stripes{from{background-position:0 0}to{background-position:28px 0}}
-.wavenb-studio ins{background:#bbf7d0;text-decoration:none}
-.wavenb-studio del{color:#b91c1c}
-.wavenb-studio details pre{max-height:16em;overflow:auto;font-size:11px}
-</style>"""
-"""CSS for the parts stock widgets cannot style: chips, the indeterminate bar, diffs.
-
-Scoped under ``.wavenb-studio``; where a front end drops ``<style>``, the bar degrades to an
-empty bar labelled "…", which is still honest."""
-
-
-def header(sandbox: bool) -> str:  # noqa: FBT001
-    """The title line: the SANDBOX badge and its hint whenever the sandbox answers."""
-    title = "<b>wavenb Studio</b> · Runway Gen4 Turbo image-to-video"
-    if not sandbox:
-        return title
-    return f"{title} {SANDBOX_BADGE} <small>{html.escape(SANDBOX_HINT)}</small>"
-
 
 def spent_label(spent: float, *, sandbox: bool) -> str:
-    """What this Studio session paid: ``"spent this session: $1.00"``, free on the sandbox."""
+    """What this Studio session paid: ``"Spent this session: $1.00"``, free on the sandbox."""
     amount = "free (sandbox)" if sandbox and spent == 0 else f"${spent:.2f}"
-    return f'<small style="color:#6b7280">spent this session: {amount}</small>'
+    return f"Spent this session: {amount}"
 
 
 def resume_offer(count: int) -> str:
-    """The line before the Resume button: runs an earlier session left unfinished."""
+    """The line beside the Resume button: runs an earlier session left unfinished."""
+    if count == 0:
+        return ""
     runs = "run" if count == 1 else "runs"
-    return (
-        f"<small>{count} unfinished {runs} from earlier (kernel restart, cancelled wait) —</small>"
-    )
+    return f"{count} unfinished {runs} from earlier (kernel restart, cancelled wait)"
 
 
 def unresolved_warning(count: int) -> str:
@@ -116,8 +87,8 @@ def unresolved_warning(count: int) -> str:
         ("submission got", "it is") if count == 1 else ("submissions got", "they are")
     )
     return (
-        f'<small style="color:#b45309">⚠ {count} {subject} no answer and may have been '
-        f"charged; {pronoun} never resent (see <code>wavenb.unresolved()</code>)</small>"
+        f"{count} {subject} no answer and may have been charged; {pronoun} never resent "
+        "(see wavenb.unresolved())"
     )
 
 
@@ -127,7 +98,7 @@ def price_label(price: float) -> str:
 
 
 def ratio_options() -> list[tuple[str, str]]:
-    """Dropdown options: "match source" (value ``""``) then each ratio with its use and size."""
+    """(label, value) pairs: "match source" (value ``""``) then each ratio, its use and size."""
     options = [("match source", "")]
     for ratio in RATIO_ORDER:
         width, height = OUTPUT_SIZES[ratio]
@@ -137,16 +108,8 @@ def ratio_options() -> list[tuple[str, str]]:
 
 
 def char_count(text: str) -> str:
-    """``"42 / 1000"``, red when over the limit."""
-    count = len(text.strip())
-    color = "#b91c1c" if count > MAX_PROMPT_CHARS else "#6b7280"
-    return f'<small style="color:{color}">{count} / {MAX_PROMPT_CHARS}</small>'
-
-
-def chip(label: str) -> str:
-    """A coloured status chip; ``label`` is ``Status.label`` or a Studio phase."""
-    color = STATUS_COLORS.get(label.split(" ", maxsplit=1)[0], "#6b7280")
-    return f'<span class="wavenb-chip" style="background:{color}">{html.escape(label)}</span>'
+    """``"42 / 1000"``."""
+    return f"{len(text.strip())} / {MAX_PROMPT_CHARS}"
 
 
 def image_summary(source: SourceImage) -> str:
@@ -157,63 +120,63 @@ def image_summary(source: SourceImage) -> str:
         f"{source.width}{TIMES}{source.height} px · {_shape(source.width, source.height)} · "
         f"closest ratio {closest} ({width}{TIMES}{height})"
     )
-    note = f"<br><i>{html.escape(source.note)} before upload</i>" if source.note else ""
-    label = html.escape(_short(source.label, 60))
-    return f'<div style="line-height:1.4"><small>{label}<br>{text}{note}</small></div>'
+    return f"{text} · {source.note} before upload" if source.note else text
 
 
-def field_message(text: str, *, error: bool = True) -> str:
-    """A small line under a field: red for a problem, grey for a hint."""
-    color = "#b91c1c" if error else "#6b7280"
-    return f'<small style="color:{color}">{html.escape(text)}</small>'
+def word_diff(old: str, new: str) -> list[tuple[str, str]]:
+    """The change from ``old`` to ``new`` word by word, as (kind, words) segments.
 
-
-def word_diff(old: str, new: str) -> str:
-    """The change from ``old`` to ``new`` word by word: deletions struck, insertions marked.
+    Kinds are ``"same"``, ``"del"`` (struck) and ``"ins"`` (highlighted).
 
     >>> word_diff("a cat", "a small cat")
-    '<small>a <ins>small</ins> cat</small>'
+    [('same', 'a'), ('ins', 'small'), ('same', 'cat')]
     """
     before, after = old.split(), new.split()
-    parts: list[str] = []
+    parts: list[tuple[str, str]] = []
     matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
     for op, a0, a1, b0, b1 in matcher.get_opcodes():
         if op == "equal":
-            parts.append(html.escape(" ".join(before[a0:a1])))
+            parts.append(("same", " ".join(before[a0:a1])))
             continue
         if a1 > a0:
-            parts.append(f"<del>{html.escape(' '.join(before[a0:a1]))}</del>")
+            parts.append(("del", " ".join(before[a0:a1])))
         if b1 > b0:
-            parts.append(f"<ins>{html.escape(' '.join(after[b0:b1]))}</ins>")
-    return f"<small>{' '.join(parts)}</small>"
-
-
-def seconds(value: float) -> str:
-    """``"8 s"``, ``"1 min 05 s"``."""
-    whole = max(0, round(value))
-    if whole < 60:  # noqa: PLR2004
-        return f"{whole} s"
-    return f"{whole // 60} min {whole % 60:02d} s"
+            parts.append(("ins", " ".join(after[b0:b1])))
+    return parts
 
 
 def progress_text(elapsed: float, eta: float | None, past_runs: int) -> str:
     """Elapsed time, and the time left when past runs give an estimate."""
     text = f"{seconds(elapsed)} elapsed"
     if eta is None:
-        return f"<small>{text} · no estimate yet</small>"
+        return f"{text} · no estimate yet"
     if eta <= 0:
-        return f"<small>{text} · taking longer than usual</small>"
+        return f"{text} · taking longer than usual"
     runs = "run" if past_runs == 1 else "runs"
-    return f"<small>{text} · about {seconds(eta)} left (from {past_runs} past {runs})</small>"
+    return f"{text} · about {seconds(eta)} left (from {past_runs} past {runs})"
 
 
 def video_caption(video: Video) -> str:
-    """The result's label: id, inference time, the badge for sandbox renders, and "reused"."""
-    badge = f"{SANDBOX_BADGE} " if video.sandbox else ""
+    """The result's label: id, inference time, and "reused" (the badge is drawn apart)."""
     ms = video.prediction.inference_ms
     took = f" · inference {ms / 1000:.1f} s" if ms else ""
     reused = " · reused from history · free" if video.reused else ""
-    return f"<small>{badge}id <code>{html.escape(video.id)}</code>{took}{reused}</small>"
+    return f"id {video.id}{took}{reused}"
+
+
+def generate_code(image: str, prompt: str, aspect_ratio: AspectRatio | None) -> str:
+    """The ``wavenb.generate(...)`` call that makes the same request (copy as code).
+
+    ``image`` is what the user gave: a path, a URL or an uploaded file's name.
+    """
+    arguments = [repr(image), repr(prompt)]
+    if aspect_ratio is not None:
+        arguments.append(f"aspect_ratio={aspect_ratio!r}")
+    one_line = f"video = wavenb.generate({', '.join(arguments)})"
+    if len(one_line) <= 88:  # noqa: PLR2004  (fits a narrow editor)
+        return f"import wavenb\n\n{one_line}\nvideo"
+    body = "".join(f"    {argument},\n" for argument in arguments)
+    return f"import wavenb\n\nvideo = wavenb.generate(\n{body})\nvideo"
 
 
 def describe_error(error: BaseException) -> tuple[str, str | None]:
@@ -227,14 +190,6 @@ def describe_error(error: BaseException) -> tuple[str, str | None]:
     else:
         sentence = f"Unexpected error ({type(error).__name__}): {error}"
     return _sentence(sentence), _details(error)
-
-
-def error_box(sentence: str, details: str | None) -> str:
-    """The error area: the sentence, and a closed "details" disclosure with the raw data."""
-    text = f'<div style="color:#b91c1c">⚠ {html.escape(sentence)}</div>'
-    if details is None:
-        return text
-    return f"{text}<details><summary>details</summary><pre>{html.escape(details)}</pre></details>"
 
 
 def _details(error: BaseException) -> str | None:
@@ -268,7 +223,3 @@ def _shape(width: int, height: int) -> str:
         if abs(numerator - round(numerator)) < 0.01 * denominator:
             return f"{round(numerator)}:{denominator}"
     return f"{width / height:.2f}:1"
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
