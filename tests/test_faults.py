@@ -328,12 +328,14 @@ def raw_request(url: str, request: bytes, timeout: float = 10.0) -> bytes:
 
 def test_a_served_reset_closes_the_socket_without_a_byte_of_answer() -> None:
     payload = json.dumps(body()).encode()
-    request = (
-        f"POST {SUBMIT} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    ).encode() + payload
+    head = (
+        "POST {submit} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
     with served(FaultPlan.parse("submit.reset=1")) as (url, app):
-        assert raw_request(url, request) == b"<RST>"
+        host = url.removeprefix("http://")  # a loopback sandbox answers its own Host only
+        request = head.format(submit=SUBMIT, host=host, key=KEY, length=len(payload)).encode()
+        assert raw_request(url, request + payload) == b"<RST>"
         with httpx.Client(base_url=url) as http:
             assert http.post(SUBMIT, json=body(), headers=AUTH).status_code == 200
     assert app.state.sandbox.accepted == 1

@@ -69,7 +69,8 @@ def test_the_cycle_check_would_see_a_lazy_import(tmp_path: Path) -> None:
 
 def test_the_public_names_are_kept() -> None:
     assert sorted(wavenb.sandbox.__all__) == [
-        "FaultPlan", "SANDBOX_BANNER", "SandboxConfig", "SandboxState", "create_app", "serve",
+        "FaultPlan", "SANDBOX_BANNER", "SandboxConfig", "SandboxState", "ServedSandbox",
+        "create_app", "serve", "serving",
     ]  # fmt: skip
     from wavenb.sandbox._motion import CameraMotion, parse_motion
     from wavenb.sandbox._render import probe_video, render_video
