@@ -359,7 +359,14 @@ class Studio(FrontEnd, Generations):
             if version == self._image_version:
                 self._use_image(source, text)
 
-        task = self._spawn(load())
+        work = load()
+        try:
+            task = self._spawn(work)
+        except BaseException:
+            # No running loop (a script): nothing was started, so nothing may be left pending.
+            work.close()
+            loading.close()
+            raise
         self._loading += 1
         self._refresh()
         return task
