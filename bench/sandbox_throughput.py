@@ -1,12 +1,21 @@
 """Sandbox render throughput and API latency under render load.
 
-``python -m bench.sandbox_throughput [--renders 8] [--seconds 5]``
+``python -m bench.sandbox_throughput [--renders 8] [--seconds 5] [--rounds 3]``
 
-1. Renders: ``--renders`` clips of 1280x720, ``--seconds`` long, from a real photo:
-   - one after another, each rendered inline in this process (``_renderjob.run``);
-   - the same clips in two threads at once (how the sandbox rendered before the pool);
-   - all submitted at once to the sandbox's process pool (``_pool.submit_render``), after one
-     warm-up render that starts the workers.
+1. Renders: ``--renders`` clips of 1280x720, ``--seconds`` long, from a real photo, in
+   ``--rounds`` rounds; each round runs every way once, one after the other:
+   - ``inline``: one after another in this process (``_renderjob.run``);
+   - ``pool_one_by_one``: submitted to the sandbox's process pool one at a time, each waited
+     for: the same workers and priority as the next way;
+   - ``pool_all_at_once``: all submitted at once to the pool.
+   The pool's workers are started (one render each) before the first round, off the clock.
+   Each way reports its wall time, the CPU-seconds per render its processes used (the
+   workers' for the pool), the cores that makes on average, and how many cores *other*
+   programs kept busy meanwhile (the machine's busy time from ``/proc/stat`` minus ours): on
+   a shared machine, a way with ``foreign_cores`` near 0 is a measurement, one near 1 is
+   noise. Medians over rounds. All at once can take no less than the CPU-seconds of all
+   renders over the cores (``lower_bound_all_at_once_s``); the best possible speedup over
+   ``inline`` follows from it.
 2. API latency: a sandbox served by ``wavenb sandbox`` (speed instant, 5 s clips) in its own
    process; this process asks ``GET /api/v3/predictions/{id}/result`` every 20 ms, first while
    idle, then while ``--renders`` videos render, and reports p50/p99/max.
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import multiprocessing
 import os
 import resource
 import socket
@@ -27,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +50,8 @@ IMAGE = ROOT / "notebooks" / "assets" / "animal-chelsea.jpg"
 KEY = {"Authorization": "Bearer bench-key"}
 CHECK_EVERY = 10
 PROMPTS = ("slow pan right", "zoom in", "crane up", "pull back", "pan left", "tilt down")
+TICK = os.sysconf("SC_CLK_TCK")
+WAYS = ("inline", "pool_one_by_one", "pool_all_at_once")
 
 
 def image_uri() -> str:
@@ -62,14 +74,27 @@ def tasks(folder: Path, count: int, seconds: float, tag: str) -> list[RenderTask
     ]
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def workers_cpu() -> float:
+    """CPU-seconds the pool's live worker processes have used, all their threads."""
+    total = 0.0
+    for worker in multiprocessing.active_children():
+        try:
+            fields = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    return total
+
+
+def machine_busy() -> float:
+    """CPU-seconds the whole machine has been busy (every CPU; idle and iowait excluded)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / TICK
 
 
 def check(outputs: list[tuple[str | None, str | None]]) -> None:
@@ -78,40 +103,74 @@ def check(outputs: list[tuple[str | None, str | None]]) -> None:
         raise SystemExit(f"render failed: {errors[0]}")
 
 
-def bench_renders(count: int, seconds: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as temp:
-        folder = Path(temp)
-        started, cpu = time.perf_counter(), own_cpu()
-        check([run(task) for task in tasks(folder, count, seconds, "seq")])
-        sequential = time.perf_counter() - started
-        sequential_cpu = own_cpu() - cpu
+def measured(work: Callable[[], None], count: int, *, in_pool: bool) -> dict[str, float]:
+    """Run ``work``: its wall time, CPU-s per render, and the cores others used meanwhile."""
+    cpu = workers_cpu if in_pool else own_cpu
+    started, ours, busy = time.perf_counter(), cpu(), machine_busy()
+    others_before = own_cpu() if in_pool else workers_cpu()
+    work()
+    wall = time.perf_counter() - started
+    used = cpu() - ours
+    others = (own_cpu() if in_pool else workers_cpu()) - others_before  # our other half
+    foreign = max(0.0, machine_busy() - busy - used - others)
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s_per_render": round(used / count, 2),
+        "cores_used": round(used / wall, 2),
+        "foreign_cores": round(foreign / wall, 2),
+    }
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(2) as threads:
-            check(list(threads.map(run, tasks(folder, count, seconds, "thr"))))
-        two_threads = time.perf_counter() - started
 
-        warm = tasks(folder, 1, seconds, "warm")[0]
-        _pool.submit_render(warm, time.monotonic).result()
-        started, cpu = time.perf_counter(), children_cpu()
+def one_round(folder: Path, count: int, seconds: float, n: int) -> dict[str, dict[str, float]]:
+    def inline() -> None:
+        check([run(t) for t in tasks(folder, count, seconds, f"r{n}i")])
+
+    def one_by_one() -> None:
+        for t in tasks(folder, count, seconds, f"r{n}p"):
+            outcome = _pool.submit_render(t, time.monotonic).result()
+            check([(outcome.output, outcome.error)])
+
+    def all_at_once() -> None:
         futures = [
-            _pool.submit_render(t, time.monotonic) for t in tasks(folder, count, seconds, "pool")
+            _pool.submit_render(t, time.monotonic) for t in tasks(folder, count, seconds, f"r{n}a")
         ]
-        outcomes = [future.result() for future in futures]
-        pooled = time.perf_counter() - started
-        if any(o.error for o in outcomes):
-            raise SystemExit(f"pool render failed: {outcomes[0].error}")
+        check([(o.output, o.error) for o in (future.result() for future in futures)])
+
+    return {
+        "inline": measured(inline, count, in_pool=False),
+        "pool_one_by_one": measured(one_by_one, count, in_pool=True),
+        "pool_all_at_once": measured(all_at_once, count, in_pool=True),
+    }
+
+
+def bench_renders(count: int, seconds: float, rounds: int) -> dict[str, Any]:
+    cores = _pool.process_count()
+    try:
+        with tempfile.TemporaryDirectory() as temp:
+            folder = Path(temp)
+            # Start every worker and warm it, off the clock.
+            warm = tasks(folder, cores, seconds, "warm")
+            for future in [_pool.submit_render(t, time.monotonic) for t in warm]:
+                future.result()
+            runs = [one_round(folder, count, seconds, n) for n in range(rounds)]
+    finally:
         _pool.shutdown()
+    median = {
+        way: {key: statistics.median(r[way][key] for r in runs) for key in runs[0][way]}
+        for way in WAYS
+    }
+    at_once = median["pool_all_at_once"]["wall_s"]
+    lower_bound = count * median["pool_all_at_once"]["cpu_s_per_render"] / cores
     return {
         "renders": count,
         "clip_seconds": seconds,
-        "cpus": _pool.process_count(),
-        "sequential_s": round(sequential, 2),
-        "sequential_cpu_s_per_render": round(sequential_cpu / count, 2),
-        "two_threads_s": round(two_threads, 2),
-        "process_pool_s": round(pooled, 2),
-        "speedup_vs_sequential": round(sequential / pooled, 2),
-        "speedup_vs_two_threads": round(two_threads / pooled, 2),
+        "cores": cores,
+        "rounds": runs,
+        "median": median,
+        "lower_bound_all_at_once_s": round(lower_bound, 2),
+        "speedup_vs_inline": round(median["inline"]["wall_s"] / at_once, 2),
+        "speedup_vs_pool_one_by_one": round(median["pool_one_by_one"]["wall_s"] / at_once, 2),
+        "best_possible_speedup_vs_inline": round(median["inline"]["wall_s"] / lower_bound, 2),
     }
 
 
@@ -155,12 +214,6 @@ def summary(times: list[float]) -> dict[str, float]:
         "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
         "max_ms": round(ordered[-1], 2),
     }
-
-
-def submit(client: httpx.Client, body: dict[str, Any]) -> str:
-    response = client.post("/api/v3/runwayml/gen4-turbo", json=body, headers=KEY)
-    response.raise_for_status()
-    return str(response.json()["data"]["id"])
 
 
 def bench_latency(count: int) -> dict[str, Any]:
@@ -213,12 +266,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renders", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-latency", action="store_true", help="skip the API latency part")
     args = parser.parse_args()
-    result = {
-        "renders": bench_renders(args.renders, args.seconds),
-        "api_latency": bench_latency(args.renders),
-        "machine": {"cpus": os.cpu_count()},
-    }
+    result: dict[str, Any] = {"renders": bench_renders(args.renders, args.seconds, args.rounds)}
+    if not args.no_latency:
+        result["api_latency"] = bench_latency(args.renders)
+    result["machine"] = {"cpus": os.cpu_count()}
     print(json.dumps(result, indent=2))
     print(json.dumps(result))
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
+import select
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -47,6 +51,19 @@ def ticking() -> Callable[[], float]:
     return lambda: float(next(times))
 
 
+def ended_within(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` (not our child) ends within ``seconds``: waits on a pidfd."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        readable, _, _ = select.select([handle], [], [], seconds)
+        return bool(readable)
+    finally:
+        os.close(handle)
+
+
 def test_a_clip_renders_in_a_spawned_worker_process(tmp_path: Path) -> None:
     long_clip = task(tmp_path, _pool.POOL_MIN_SECONDS)
     assert _pool.uses_processes(long_clip)
@@ -54,7 +71,7 @@ def test_a_clip_renders_in_a_spawned_worker_process(tmp_path: Path) -> None:
     assert outcome == Outcome(finished_at=0.0, output="/videos/v.mp4", error=None)
     assert probe_video(long_clip.path).duration == pytest.approx(_pool.POOL_MIN_SECONDS)
     workers = multiprocessing.active_children()
-    assert 1 <= len(workers) <= _pool.process_count()
+    assert len(workers) == 1  # started when a render needs one: one at a time needs one
     assert all(worker.pid != os.getpid() for worker in workers)
     assert _pool._processes is not None
     assert _pool._processes._mp_context.get_start_method() == "spawn"  # never fork
@@ -70,7 +87,61 @@ def test_tiny_clips_render_in_a_thread_without_starting_processes(tmp_path: Path
 
 
 def test_the_pool_is_sized_to_the_usable_cpus() -> None:
-    assert _pool.process_count() == len(os.sched_getaffinity(0))
+    try:
+        quota = _pool.cpu_quota(Path("/sys/fs/cgroup/cpu.max").read_text())
+    except OSError:
+        quota = None
+    assert _pool.process_count() == min(len(os.sched_getaffinity(0)), quota or math.inf)
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cpus"),
+    [
+        ("max 100000\n", None),
+        ("200000 100000\n", 2),
+        ("150000 100000\n", 2),  # 1.5 CPUs of time: two workers, each busy 3/4 of the time
+        ("50000 100000\n", 1),
+        ("", None),
+        ("100000 0\n", None),
+    ],
+)
+def test_a_cgroup_quota_caps_the_workers(cpu_max: str, cpus: int | None) -> None:
+    assert _pool.cpu_quota(cpu_max) == cpus
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """A parent killed outright (no atexit, no shutdown) takes its workers with it."""
+    script = (
+        "import os, sys, time, multiprocessing\n"
+        "from pathlib import Path\n"
+        "from tests.test_sandbox_pool import task\n"
+        "from wavenb.sandbox import _pool\n"
+        "if __name__ == '__main__':\n"
+        "    folder = Path(sys.argv[1])\n"
+        "    clips = [task(folder, _pool.POOL_MIN_SECONDS, str(n)) for n in range(2)]\n"
+        "    for future in [_pool.submit_render(c, time.monotonic) for c in clips]:\n"
+        "        future.result()\n"
+        "    pids = ' '.join(str(p.pid) for p in multiprocessing.active_children())\n"
+        "    (folder / 'pids').write_text(pids)\n"
+        "    os.kill(os.getpid(), 9)\n"
+    )
+    # Files, not pipes, for the output: the workers inherit them, and would hold a pipe open.
+    with (tmp_path / "stderr").open("wb") as stderr:
+        killed = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            timeout=RENDER,
+            check=False,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    assert killed.returncode == -signal.SIGKILL, (tmp_path / "stderr").read_text()
+    pids = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+    assert len(pids) == min(2, _pool.process_count())
+    survivors = [pid for pid in pids if not ended_within(pid, 30.0)]
+    for pid in survivors:  # never leave them behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
 
 
 def test_several_clips_render_at_once_in_the_pool(tmp_path: Path) -> None:
@@ -79,6 +150,7 @@ def test_several_clips_render_at_once_in_the_pool(tmp_path: Path) -> None:
     outcomes = [future.result(RENDER) for future in futures]
     assert [o.output for o in outcomes] == [f"/videos/v{n}.mp4" for n in range(3)]
     assert all(t.path.is_file() for t in tasks)
+    assert len(multiprocessing.active_children()) == min(3, _pool.process_count())
 
 
 def test_a_failure_in_the_worker_becomes_the_jobs_error(tmp_path: Path) -> None:

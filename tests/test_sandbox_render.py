@@ -66,6 +66,14 @@ def lumas(path: Path, *, binning: int = 2) -> list[Grey]:
     return frames
 
 
+def x264_settings(path: Path) -> dict[str, str]:
+    """The settings x264 wrote into the stream (its SEI message), e.g. ``{"threads": "1"}``."""
+    raw = path.read_bytes()
+    start = raw.index(b"options: ") + len(b"options: ")
+    text = raw[start : raw.index(b"\x00", start)].decode("ascii")
+    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+
+
 def first_rgb(path: Path) -> np.ndarray[tuple[int, int, int], np.dtype[np.uint8]]:
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
@@ -402,6 +410,14 @@ def test_the_same_input_gives_the_same_frames(
     frames_a, frames_b = lumas(first.path, binning=1), lumas(second.path, binning=1)
     assert len(frames_a) == len(frames_b) == 12
     assert max(float(np.abs(a - b).max()) for a, b in zip(frames_a, frames_b, strict=True)) <= 2
+
+
+def test_x264_encodes_on_one_thread(tmp_path: Path) -> None:
+    """One encoder thread beside the frame thread: renders side by side fill the cores."""
+    path = tmp_path / "v.mp4"
+    render_video(texture((320, 180)), STILL, path, duration=0.25)
+    settings = x264_settings(path)
+    assert (settings["threads"], settings["lookahead_threads"]) == ("1", "1")
 
 
 # --- the camera moves as the prompt says -----------------------------------------------------

@@ -6,38 +6,59 @@ in Python, numpy, Pillow and x264 at once: in threads two renders fight over one
 the event loop that answers the API; in processes each render has a core, and the server stays
 responsive. The workers are started with ``spawn`` (never ``fork``: forking a process that runs
 threads, as a Jupyter kernel or a uvicorn server does, can copy a held lock into the child and
-hang it), at a lower priority (``nice``), and import the renderer once when they start.
+hang it), at a lower priority (``nice``), and import the renderer once when they start (about
+0.45 CPU-s each, once per worker, never per render). Python's pool starts a worker when a
+render finds none idle: someone who renders one clip at a time has one worker, not one per
+CPU at about 100 MB each.
+
+A render is two threads (frames made ahead, x264 on one thread) that keep about 1.4 cores
+busy: with one worker per CPU, renders side by side fill the cores without oversubscribing
+them (see :mod:`wavenb.sandbox._render`).
 
 Tiny clips (under :data:`POOL_MIN_SECONDS`, what tests and the chaos soak render) stay in a
 small thread pool: starting the worker processes costs more than such a render, and a test
 suite then never starts a process at all.
 
 Both pools end at interpreter exit (:func:`shutdown` is registered with ``atexit``); a test
-that starts the process pool calls :func:`shutdown` to leave no process behind.
+that starts the process pool calls :func:`shutdown` to leave no process behind. A worker also
+ends as soon as its parent does, however it ends (a kernel restarted, a server killed): without
+that, workers whose parent was killed wait for work forever, about 100 MB each.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Final
 
 from wavenb.sandbox._jobs import Outcome
 from wavenb.sandbox._renderjob import RenderTask, run
 
-__all__ = ["POOL_MIN_SECONDS", "process_count", "shutdown", "submit_render", "uses_processes"]
+__all__ = [
+    "POOL_MIN_SECONDS",
+    "cpu_quota",
+    "process_count",
+    "shutdown",
+    "submit_render",
+    "uses_processes",
+]
 
 POOL_MIN_SECONDS: Final = 2.0
 """Clips at least this long render in a worker process; shorter ones in a thread."""
 _THREADS: Final = 2
 _NICENESS: Final = 5
 """How much lower the workers' CPU priority is: the API answers first, renders take the rest."""
+_CPU_MAX: Final = Path("/sys/fs/cgroup/cpu.max")
+"""cgroup v2's CPU quota of this container (``"max 100000"`` or ``"200000 100000"``)."""
 
 _lock = threading.Lock()
 _threads: ThreadPoolExecutor | None = None
@@ -50,11 +71,34 @@ def uses_processes(task: RenderTask) -> bool:
 
 
 def process_count() -> int:
-    """How many worker processes the pool has (or will have): the CPUs this process may use."""
+    """How many worker processes the pool has (or will have): the CPUs this process may use.
+
+    That is the CPUs it may run on (its affinity), or fewer when a container's cgroup quota
+    allows less CPU time than that (``docker run --cpus 2`` on a 16-core host: 2).
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    try:
+        quota = cpu_quota(_CPU_MAX.read_text())
+    except OSError:  # no cgroup v2 (not Linux, or an older layout): no quota to honour
+        quota = None
+    return max(1, min(cpus, quota or cpus))
+
+
+def cpu_quota(cpu_max: str) -> int | None:
+    """The whole CPUs a cgroup v2 ``cpu.max`` line allows (rounded up), or ``None`` if no limit.
+
+    Example:
+        >>> cpu_quota("150000 100000"), cpu_quota("max 100000")
+        (2, None)
+
+    """
+    quota, _, period = cpu_max.strip().partition(" ")
+    if not (quota.isdigit() and period.isdigit()) or int(period) == 0:
+        return None  # "max": no limit (or a line we do not understand: assume none)
+    return max(1, math.ceil(int(quota) / int(period)))
 
 
 def submit_render(task: RenderTask, clock: Callable[[], float]) -> Future[Outcome]:
@@ -114,11 +158,26 @@ def _drop_broken_pool() -> None:
 
 
 def _start_worker() -> None:
-    """Runs first in each worker: lower its priority, import the renderer once."""
+    """Runs first in each worker: end with the parent, lower the priority, import the renderer."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(
+            target=_end_with_parent, args=(parent.sentinel,), name="wavenb-parent", daemon=True
+        ).start()
     with contextlib.suppress(OSError):
         os.nice(_NICENESS)
     import wavenb.sandbox._motion  # noqa: PLC0415  (warm: the first render is not slower)
     import wavenb.sandbox._render  # noqa: PLC0415, F401
+
+
+def _end_with_parent(sentinel: int) -> None:
+    """Wait until the parent process has ended, then end this worker at once.
+
+    The pool's workers wait for work on a pipe they also hold the writing end of, so a parent
+    that is killed (no ``atexit``, no :func:`shutdown`) never tells them to stop; its end does.
+    """
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 class _RenderFuture(Future[Outcome]):

@@ -19,9 +19,12 @@ How a frame is made:
    into the planes (:mod:`wavenb.sandbox._label`). The stream is tagged BT.709.
 
 Frames are made in one worker thread a few frames ahead of the encoder (Pillow releases the
-GIL while resizing; x264 encodes on its own threads), so memory stays bounded whatever the
-length. A 5 s 1280x720 clip takes about 1.1 s on two cores. The file is written beside the
-target and renamed into place, so a reader never sees a half-written video.
+GIL while resizing), so memory stays bounded whatever the length; x264 encodes on one thread.
+Those two threads are the whole render: a 5 s 1280x720 clip takes about 1.05 s and 1.47
+CPU-seconds on two cores, so one render alone keeps about 1.4 of them busy, and renders in
+worker processes side by side (:mod:`wavenb.sandbox._pool`) fill the cores without
+oversubscribing them. The file is written beside the target and renamed into place, so a
+reader never sees a half-written video.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ _ENCODER_OPTIONS: Final = {
     # and wrote a file 2.5x smaller (3.4x smaller than superfast + tune=zerolatency).
     "preset": "veryfast",
     "crf": "23",
+    # One x264 thread beside the frame thread. PyAV's default, slice threads (one per CPU),
+    # made a render alone no quicker (1.03 s against 1.05 s) for 6 % more CPU (1.57 CPU-s
+    # against 1.47), and 8 renders at once on 2 cores took 6.55 s against 6.3 s
+    # (bench/sandbox_throughput.py). One thread also writes a 4 % smaller file.
+    "threads": "1",
 }
 
 # libavutil's colour enums (AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic,
@@ -159,8 +167,9 @@ def render_video(
     The video has ``round(fps * duration)`` frames at the size of ``aspect_ratio`` (by
     default the ratio closest to the image's), is yuv420p with the index at the front
     (``+faststart``, so it streams), and replaces ``path`` atomically. The same inputs give
-    the same frames; the bytes may differ, as x264's threads vary. Every frame carries the
-    SANDBOX mark in its top-right corner (:mod:`wavenb.sandbox._label`).
+    the same frames; the bytes may differ between x264 builds or settings (compare pixels,
+    never hashes). Every frame carries the SANDBOX mark in its top-right corner
+    (:mod:`wavenb.sandbox._label`).
 
     Raises:
         ValueError: for an unknown ratio, a non-positive ``fps``, a duration under one frame,
