@@ -1,16 +1,16 @@
-"""Prompt A/B comparison: design, cost, concurrency, failures, resume, table, judging, grid.
+"""Prompt A/B comparison: design, cost, concurrency, failures, retries, table, judging.
 
 Runs go through the in-process sandbox (instant, 1 s clips) or, where real money is the
-point, a ``MockTransport`` fake of the paid API.
+point, a ``MockTransport`` fake of the paid API (``tests/compare_fakes.py``). The lifecycle
+promises (one 429 policy, resume, joins) are in ``test_compare_lifecycle.py``; metrics and
+rankings in ``test_compare_metrics.py``; saving and the report in ``test_compare_report.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.compare_fakes import GORE, WALK, ZOOM, PaidApi, accepted, sandbox_state
 from tests.conftest import API, CANARY_KEY, png_bytes
-from wavenb import BudgetExceeded, InputError, WavenbError
+from wavenb import BudgetExceeded, InputError, InsufficientCreditsError, Phase, WavenbError
 from wavenb.client.async_client import AsyncClient
 from wavenb.compare.comparison import (
     ROW_FIELDS,
@@ -27,85 +28,22 @@ from wavenb.compare.comparison import (
     CellRun,
     Comparison,
     PromptFactor,
-    Throttle,
     Vote,
     blind_pairs,
     build_design,
     cell_key,
     compare,
-    summarize,
+    summarize_prompts,
 )
-from wavenb.sandbox import SandboxConfig, create_app
-
-WALK = "The model walks forward slowly"
-ZOOM = "Camera slowly zooms in"
-GORE = "Camera zooms in on the gore"
-"""The sandbox's moderation filter refuses prompts with this word."""
-CDN = "https://cdn.example.net"
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
-
-
-# -- fixtures and helpers -------------------------------------------------------------------
+from wavenb.compare.design import request_hash_of
+from wavenb.jobs.request import prepare
 
 
 @pytest.fixture
 async def client(sandbox_client: AsyncClient) -> AsyncClient:
     """The sandbox client, after one answer: a served sandbox is known to be free only then."""
-    await sandbox_client.balance()
+    await sandbox_client.detect()
     return sandbox_client
-
-
-def sandbox(app: Any) -> Any:
-    return app.state.sandbox
-
-
-def fake_api(seen: list[httpx.Request], fail: str = "\x00") -> httpx.MockTransport:
-    """The paid API, faked: uploads, submits, instant completion, CDN downloads.
-
-    Prompts containing ``fail`` end ``failed``.
-    """
-    prompts: dict[str, str] = {}
-
-    def prediction(pid: str) -> dict[str, Any]:
-        failed = fail in prompts[pid]
-        return {
-            "id": pid,
-            "model": "runwayml/gen4-turbo",
-            "status": "failed" if failed else "completed",
-            "outputs": [] if failed else [f"{CDN}/{pid}/1.mp4"],
-            "error": "Request failed." if failed else "",
-            "timings": {"inference": 1500},
-        }
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        path = request.url.path
-        if request.url.host == "cdn.example.net":
-            return httpx.Response(200, content=MP4)
-        if path == "/api/v3/media/upload/binary":
-            data = {"download_url": f"{CDN}/media/image.png", "type": "image"}
-        elif path == "/api/v3/runwayml/gen4-turbo":
-            pid = f"{len(prompts):032x}"
-            prompts[pid] = json.loads(request.content)["prompt"]
-            data = {**prediction(pid), "status": "created", "outputs": [], "error": ""}
-        else:
-            data = prediction(path.split("/")[4])
-        return httpx.Response(200, json={"code": 200, "message": "success", "data": data})
-
-    return httpx.MockTransport(handle)
-
-
-@pytest.fixture
-def paid(tmp_path: Path) -> Callable[..., tuple[AsyncClient, list[httpx.Request]]]:
-    """A client of the (fake) real API: $0.50 a video. Returns (client, requests seen)."""
-
-    def make(fail: str = "\x00") -> tuple[AsyncClient, list[httpx.Request]]:
-        seen: list[httpx.Request] = []
-        transport = fake_api(seen, fail)
-        client = AsyncClient(CANARY_KEY, API, transport=transport, output_dir=tmp_path / "paid")
-        return client, seen
-
-    return make
 
 
 class FailFirstSubmit(httpx.AsyncBaseTransport):
@@ -123,10 +61,6 @@ class FailFirstSubmit(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-def text(html_value: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html_value)).strip()
-
-
 # -- the design -----------------------------------------------------------------------------
 
 
@@ -140,9 +74,7 @@ def test_cells_are_the_cross_product_of_images_prompts_ratios_and_repeats(
     assert len(cells) == 2 * 3 * 2 * 2
     combos = {(c.image, c.prompt_id, c.aspect_ratio, c.repeat) for c in cells}
     assert len(combos) == len(cells)
-    assert cells[0].id == "model/A/16:9/0"
-    assert cells[1].id == "model/A/16:9/1"
-    assert cells[2].id == "model/A/1:1/0"
+    assert [c.id for c in cells[:3]] == ["model/A/16:9/0", "model/A/16:9/1", "model/A/1:1/0"]
     assert cells[-1].id == "cup/C/1:1/1"
     assert len({c.key for c in cells}) == len(cells)
     assert {c.prompt for c in cells if c.prompt_id == "B"} == {ZOOM}
@@ -189,6 +121,11 @@ def test_the_same_picture_twice_is_refused(portrait: Path) -> None:
         build_design({"a": portrait, "b": portrait.read_bytes()}, [WALK])
 
 
+def test_a_bad_concurrency_is_refused(portrait: Path, sandbox_client: AsyncClient) -> None:
+    with pytest.raises(InputError, match="concurrency"):
+        compare(portrait, [WALK], concurrency=0, client=sandbox_client)
+
+
 def test_a_cell_key_names_the_repeat_and_the_server() -> None:
     base = {"model": "m", "image": "sha256:ab", "prompt": WALK, "aspect_ratio": None}
     key = cell_key(**base, repeat=0, base_url=API)
@@ -197,44 +134,91 @@ def test_a_cell_key_names_the_repeat_and_the_server() -> None:
     assert key != cell_key(**base, repeat=0, base_url="http://sandbox.wavenb.invalid")
 
 
+async def test_repeat_zero_is_the_request_of_a_plain_generate_and_repeats_are_variants(
+    portrait: Path,
+) -> None:
+    """The journal's identity: repeat 0 joins and reuses ``generate``; repeat n never does."""
+    design = build_design(portrait, [WALK], ["16:9"], repeats=3)
+    cells = design.cells(model="m", base_url=API)
+    hashes = [request_hash_of(cell, design.images[0], API) for cell in cells]
+    plain = await prepare(portrait, WALK, "16:9", base_url=API)
+    second = await prepare(portrait, WALK, "16:9", base_url=API, variant="repeat-1")
+    assert hashes[0] == plain.hash
+    assert hashes[1] == second.hash
+    assert len(set(hashes)) == 3
+    assert [cell.variant for cell in cells] == [None, "repeat-1", "repeat-2"]
+
+
 # -- cost first -----------------------------------------------------------------------------
 
 
-async def test_over_max_cost_is_refused_before_any_request(portrait: Path, paid: Any) -> None:
-    api, seen = paid()
+async def test_over_max_cost_is_refused_before_any_request(portrait: Path, tmp_path: Path) -> None:
+    api = PaidApi()
     with pytest.raises(BudgetExceeded, match=r"\$3\.00.*max_cost=\$2\.00") as caught:
-        compare(portrait, [WALK, ZOOM], repeats=3, max_cost=2.0, client=api)
+        compare(portrait, [WALK, ZOOM], repeats=3, max_cost=2.0, client=api.client(tmp_path))
     assert isinstance(caught.value, WavenbError)
-    assert seen == []
+    assert api.seen == []
 
 
-async def test_a_paid_run_waits_for_consent_and_then_spends(portrait: Path, paid: Any) -> None:
-    api, seen = paid()
-    cmp = compare(portrait, [WALK, ZOOM], max_cost=5.0, client=api)
+async def test_a_paid_run_waits_for_consent_and_then_spends(portrait: Path, tmp_path: Path) -> None:
+    api = PaidApi()
+    cmp = compare(portrait, [WALK, ZOOM], max_cost=5.0, client=api.client(tmp_path))
     assert cmp.needs_confirmation
     assert cmp.estimate.total == pytest.approx(1.0)
-    grid = cmp.widget
-    assert grid.confirm.layout.display != "none"
-    assert grid.confirm.description == "Spend $1.00 and start"
     await asyncio.sleep(0)
     with pytest.raises(WavenbError, match=r"cmp\.start\(\)"):
         await cmp
-    assert seen == []
+    assert api.seen == []
 
-    grid.confirm.click()
-    await cmp
-    assert [run.status for run in cmp.runs] == ["completed", "completed"]
-    assert cmp.spent == pytest.approx(1.0)
-    assert [row["cost"] for row in cmp.rows] == [0.5, 0.5]
-    assert grid.confirm.layout.display == "none"
-
-
-async def test_a_retry_past_max_cost_is_refused(portrait: Path, paid: Any) -> None:
-    api, _ = paid(fail="zooms")
-    cmp = compare(portrait, [WALK, ZOOM], max_cost=1.0, client=api)
     cmp.start()
     await cmp
-    assert cmp["B/auto/0"].status == "failed"
+    assert [run.status for run in cmp.runs] == [Phase.DOWNLOADED, Phase.DOWNLOADED]
+    assert cmp.spent == pytest.approx(1.0)
+    assert [row["cost"] for row in cmp.rows] == [0.5, 0.5]
+    assert not cmp.needs_confirmation
+
+
+async def test_a_changed_price_asks_for_consent_again_before_anything_is_sent(
+    portrait: Path, tmp_path: Path
+) -> None:
+    api = PaidApi(price=0.75)  # the plan knows the list price ($0.50); the quote says $0.75
+    cmp = compare(portrait, [WALK, ZOOM], client=api.client(tmp_path))
+    assert cmp.estimate.total == pytest.approx(1.0)
+    cmp.start()
+    with pytest.raises(WavenbError, match=r"price is now \$0\.75 a video \(was \$0\.50\)"):
+        await cmp
+    assert api.submits() == []
+    assert api.uploads() == []
+    assert cmp.needs_confirmation
+    assert cmp.estimate.total == pytest.approx(1.5)
+
+    cmp.start()  # agreed at the new price
+    await cmp
+    assert cmp.spent == pytest.approx(1.5)
+    assert len(api.submits()) == 2
+
+
+async def test_a_batch_the_balance_cannot_pay_is_refused_before_anything_is_sent(
+    portrait: Path, tmp_path: Path
+) -> None:
+    api = PaidApi(balance=0.6)
+    cmp = compare(portrait, [WALK, ZOOM], client=api.client(tmp_path))
+    cmp.start()
+    with pytest.raises(InsufficientCreditsError, match=r"\$0\.40 is missing"):
+        await cmp
+    assert api.submits() == []
+    assert api.uploads() == []
+    assert cmp.problem is not None
+    assert "$0.40 is missing" in cmp.problem
+    assert {run.status for run in cmp.runs} == {Phase.WAITING}
+
+
+async def test_a_retry_past_max_cost_is_refused(portrait: Path, tmp_path: Path) -> None:
+    api = PaidApi(fail="zooms")
+    cmp = compare(portrait, [WALK, ZOOM], max_cost=1.0, client=api.client(tmp_path))
+    cmp.start()
+    await cmp
+    assert cmp["B/auto/0"].status is Phase.FAILED
     assert cmp.spent == pytest.approx(1.0)  # a failed task is paid for all the same
     with pytest.raises(BudgetExceeded, match="max_cost"):
         cmp.retry("B/auto/0")
@@ -248,6 +232,7 @@ async def test_the_sandbox_needs_no_consent_and_costs_nothing(
     assert "free" in cmp.estimate.describe()
     await cmp
     assert cmp.spent == 0
+    assert [run.status for run in cmp.runs] == [Phase.DOWNLOADED] * 2
 
 
 # -- running --------------------------------------------------------------------------------
@@ -259,15 +244,18 @@ async def test_every_cell_gets_its_own_video_and_the_image_is_uploaded_once(
     cmp = compare(portrait, {"A": WALK, "B": ZOOM}, repeats=2, client=client)
     await cmp
     runs = cmp.runs
-    assert [run.status for run in runs] == ["completed"] * 4
+    assert [run.status for run in runs] == [Phase.DOWNLOADED] * 4
+    assert all(run.done and run.ended and not run.active for run in runs)
     assert len({run.prediction_id for run in runs}) == 4
     for run in runs:
         assert run.path is not None
         assert run.path.read_bytes()[4:8] == b"ftyp"
         assert run.wall_s is not None
         assert run.inference_ms is not None
+        assert run.submitted_at is not None
+        assert run.finished_at is not None
         assert not run.reused
-    state = sandbox(sandbox_app)
+    state = sandbox_state(sandbox_app)
     assert state.requests["POST /api/v3/media/upload/binary"] == 1
     assert state.accepted == 4
 
@@ -278,71 +266,50 @@ async def test_concurrency_never_exceeds_the_limit(
     cmp = compare(portrait, [WALK, ZOOM, "Slow orbit"], repeats=2, concurrency=2, client=client)
     await cmp
     assert all(run.done for run in cmp.runs)
-    assert sandbox(sandbox_app).peak_processing <= 2
-    assert cmp.throttle.peak == 2
+    assert sandbox_state(sandbox_app).peak_processing <= 2
+    assert cmp.peak == 2
 
 
-async def test_a_failed_cell_leaves_the_others_done(
+async def test_a_failed_cell_leaves_the_others_done_and_keeps_its_own_retry(
     portrait: Path, client: AsyncClient, sandbox_app: Any
 ) -> None:
     cmp = compare(portrait, {"ok": WALK, "bad": GORE}, repeats=2, client=client)
     await cmp
-    assert [run.status for run in cmp.runs] == ["completed", "completed", "failed", "failed"]
+    assert [run.status for run in cmp.runs] == [Phase.DOWNLOADED] * 2 + [Phase.FAILED] * 2
     bad = cmp["bad/auto/0"]
     assert bad.moderation
     assert bad.error is not None
     assert "content policy" in bad.error.lower()
-    summary = {s.prompt_id: s for s in cmp.summary()}
+    summary = cmp.summary()
     assert (summary["ok"].completed, summary["bad"].failed) == (2, 2)
 
-    grid = cmp.widget
-    view = grid.cells["bad/auto/0"]
-    assert view.retry.layout.display != "none"
-    assert "content filter" in text(view.error.value)
-    assert grid.cells["ok/auto/0"].retry.layout.display == "none"
-
-    view.retry.click()  # the filter refuses it again: a new task, failed again
-    await cmp
-    assert sandbox(sandbox_app).accepted == 5
-    assert cmp["bad/auto/0"].status == "failed"
+    retried = await cmp.retry("bad/auto/0")  # the filter refuses it again: a new task, failed
+    assert retried.status is Phase.FAILED
+    assert accepted(sandbox_app) == 5
+    assert cmp["bad/auto/1"].status is Phase.FAILED  # the other failed cell was left alone
 
 
-async def test_retry_runs_one_failed_cell_again_alone(
+async def test_retry_runs_one_refused_cell_again_alone(
     portrait: Path, sandbox_app: Any, tmp_path: Path
 ) -> None:
     transport = FailFirstSubmit(httpx.ASGITransport(app=sandbox_app), ZOOM)
     async with AsyncClient(CANARY_KEY, API, transport=transport, output_dir=tmp_path) as flaky:
-        await flaky.balance()
+        await flaky.detect()
         cmp = compare(portrait, [WALK, ZOOM], repeats=2, client=flaky)
         await cmp
-        failed = [run.id for run in cmp.runs if run.status == "failed"]
-        assert len(failed) == 1
-        assert "try again" in (cmp[failed[0]].error or "")
+        refused = [run.id for run in cmp.runs if run.status is Phase.REFUSED]
+        assert len(refused) == 1  # a 400: the server did not take it, nothing was charged
+        assert "try again" in (cmp[refused[0]].error or "")
         ids_before = {run.id: run.prediction_id for run in cmp.runs if run.done}
 
         with pytest.raises(InputError, match="has its video"):
             cmp.retry("A/auto/0")
-        retried = await cmp.retry(failed[0])
+        retried = await cmp.retry(refused[0])
 
-        assert retried.status == "completed"
+        assert retried.status is Phase.DOWNLOADED
         assert retried.error is None
-        assert sandbox(sandbox_app).accepted == 4
-        assert {run.id: run.prediction_id for run in cmp.runs if run.id != failed[0]} == ids_before
-
-
-async def test_a_rate_limit_slows_the_batch_down_instead_of_failing_it(
-    portrait: Path, tmp_path: Path
-) -> None:
-    app = create_app(SandboxConfig(speed="instant", duration=1.0, submit_rate=(2, 0.5)))
-    transport = httpx.ASGITransport(app=app)
-    async with AsyncClient(CANARY_KEY, API, transport=transport, output_dir=tmp_path) as api:
-        await api.balance()
-        cmp = compare(portrait, [WALK, ZOOM], repeats=2, concurrency=4, client=api)
-        await cmp
-    assert [run.status for run in cmp.runs] == ["completed"] * 4
-    assert cmp.throttle.slowdowns >= 1
-    assert cmp.throttle.limit < 4
-    assert sandbox(app).accepted == 4
+        assert accepted(sandbox_app) == 4
+        assert {run.id: run.prediction_id for run in cmp.runs if run.id != refused[0]} == ids_before
 
 
 async def test_the_same_comparison_again_reuses_every_cell(
@@ -350,66 +317,70 @@ async def test_the_same_comparison_again_reuses_every_cell(
 ) -> None:
     first = compare(portrait, [WALK, ZOOM], repeats=2, client=client)
     await first
-    assert sandbox(sandbox_app).accepted == 4
+    assert accepted(sandbox_app) == 4
 
     again = compare(portrait, [WALK, ZOOM], repeats=2, client=client)
     assert (again.estimate.new, again.estimate.reused) == (0, 4)
+    assert [run.status for run in again.runs] == [Phase.DOWNLOADED] * 4
     await again
-    assert sandbox(sandbox_app).accepted == 4  # nothing submitted the second time
+    assert accepted(sandbox_app) == 4  # nothing submitted the second time
     assert [r.prediction_id for r in again.runs] == [r.prediction_id for r in first.runs]
+    assert [r.wall_s for r in again.runs] == [r.wall_s for r in first.runs]  # from the cache
     assert all(row["reused"] and row["cost"] == 0 for row in again.rows)
-    assert "reused" in text(again.widget.cells["A/auto/1"].status.value)
 
 
-async def test_repeat_zero_reuses_a_video_made_by_generate(
-    portrait: Path, client: AsyncClient, sandbox_app: Any
+async def test_two_cells_never_share_a_video(
+    client: AsyncClient, portrait: Path, sandbox_app: Any
 ) -> None:
-    video = await client.generate(portrait, WALK, "16:9")
-    cmp = compare(portrait, [WALK], aspect_ratios=["16:9"], repeats=2, client=client)
-    assert (cmp.estimate.reused, cmp.estimate.new) == (1, 1)
-    assert cmp["A/16:9/0"].prediction_id == video.id
-    await cmp
-    assert sandbox(sandbox_app).accepted == 2
-    assert cmp["A/16:9/1"].prediction_id != video.id
-
-
-async def test_two_cells_never_share_a_video(portrait: Path, client: AsyncClient) -> None:
-    """A URL image: the journal knows each repeat's video as "the same request"."""
+    """A URL image: each repeat is its own request (a variant), so its own video."""
     url = await client.upload(portrait)
     first = compare(url, [WALK], repeats=3, client=client)
     await first
-    assert client.journal is not None
-    cache = client.journal.path.parent / "compare-cells"
-    (cache / f"{first['A/auto/0'].cell.key}.json").unlink()  # repeat 0 forgotten by the cache
+    ids = [run.prediction_id for run in first.runs]
+    assert len(set(ids)) == 3
 
     again = compare(url, [WALK], repeats=3, client=client)
     await again
-    ids = [run.prediction_id for run in again.runs]
-    assert len(set(ids)) == 3
-    assert ids[1:] == [run.prediction_id for run in first.runs][1:]
+    assert [run.prediction_id for run in again.runs] == ids
+    assert accepted(sandbox_app) == 3
 
 
-async def test_an_interrupted_comparison_resumes_without_paying_again(
-    portrait: Path, tmp_path: Path
+def test_outside_a_loop_wait_runs_the_comparison(
+    portrait: Path, sandbox_app: Any, tmp_path: Path
 ) -> None:
-    app = create_app(SandboxConfig(speed="fast", duration=1.0))
-    transport = httpx.ASGITransport(app=app)
-    async with AsyncClient(CANARY_KEY, API, transport=transport, output_dir=tmp_path) as api:
-        await api.balance()
-        first = compare(portrait, [WALK, ZOOM], client=api)
-        submitted = asyncio.Event()
-        first.watch(lambda _: all(r.prediction_id for r in first.runs) and submitted.set())
-        await submitted.wait()
-        first.cancel()  # the kernel "dies": the tasks go on at the provider
-        await first
-        assert {run.status for run in first.runs} == {"cancelled"}
+    """A script: no running loop, so compare() only plans and wait() runs it."""
+    transport = httpx.ASGITransport(app=sandbox_app)
+    api = AsyncClient(
+        CANARY_KEY, "http://sandbox.wavenb.invalid", transport=transport, output_dir=tmp_path
+    )
+    cmp = compare(portrait, [WALK, ZOOM], client=api)
+    assert {run.status for run in cmp.runs} == {Phase.WAITING}
+    assert cmp.wait(timeout=120) is cmp
+    assert [run.status for run in cmp.runs] == [Phase.DOWNLOADED] * 2
 
-        again = compare(portrait, [WALK, ZOOM], client=api)
-        assert (again.estimate.resumed, again.estimate.new) == (2, 0)
-        await again
-    assert [run.status for run in again.runs] == ["completed", "completed"]
-    assert [r.prediction_id for r in again.runs] == [r.prediction_id for r in first.runs]
-    assert sandbox(app).accepted == 2
+
+async def test_wait_refuses_to_block_the_loop_the_cells_run_on(
+    portrait: Path, client: AsyncClient
+) -> None:
+    cmp = compare(portrait, [WALK], client=client)
+    with pytest.raises(WavenbError, match="await cmp"):
+        cmp.wait()
+    await cmp
+    assert cmp.finished
+
+
+async def test_display_shows_the_grid_and_a_cheap_repr(portrait: Path, client: AsyncClient) -> None:
+    cmp = compare(portrait, [WALK, ZOOM], client=client)
+    bundle = cmp._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("<Comparison 2 cells on sandbox")
+    await cmp
+    assert repr(cmp) == "<Comparison 2 cells on sandbox: 2 downloaded>"
+
+
+def test_load_of_a_missing_folder_says_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a saved comparison"):
+        Comparison.load(tmp_path)
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -436,7 +407,7 @@ async def test_rows_and_to_pandas_have_one_row_per_cell(
     }
     assert (first["repeat"], first["status"], first["cost"], first["reused"]) == (
         0,
-        "completed",
+        "downloaded",
         0,
         False,
     )
@@ -467,7 +438,8 @@ async def test_to_pandas_without_pandas_says_how_to_get_it(
 
 def run_of(cell_id: str, prompt_id: str, repeat: int = 0, *, done: bool = True) -> CellRun:
     cell = Cell(cell_id, "img", prompt_id, f"prompt {prompt_id}", "16:9", repeat, cell_id)
-    return CellRun(cell, status="completed" if done else "failed", path=Path("/nonexistent"))
+    status = Phase.DOWNLOADED if done else Phase.FAILED
+    return CellRun(cell, status=status, path=Path("/nonexistent"))
 
 
 def test_blind_pairs_differ_in_the_prompt_only_and_repeat_with_the_seed() -> None:
@@ -486,13 +458,9 @@ def test_blind_pairs_differ_in_the_prompt_only_and_repeat_with_the_seed() -> Non
 def test_win_rate_counts_ties_as_half() -> None:
     runs = [run_of("A0", "A"), run_of("B0", "B")]
     now = datetime.now(UTC)
-    votes = [
-        Vote("A0", "B0", "left", now),
-        Vote("B0", "A0", "left", now),
-        Vote("A0", "B0", "tie", now),
-    ]
+    votes = [Vote("A0", "B0", now), Vote("B0", "A0", now), Vote("A0", "B0", now, tie=True)]
     prompts = [PromptFactor("A", "prompt A"), PromptFactor("B", "prompt B")]
-    a, b = summarize(prompts, runs, votes)
+    a, b = summarize_prompts(prompts, runs, votes)
     assert a.win_rate == pytest.approx(1.5 / 3)
     assert b.win_rate == pytest.approx(1.5 / 3)
     assert a.comparisons == 3
@@ -503,221 +471,36 @@ async def test_ratings_and_notes_show_in_the_summary_and_survive_a_rerun(
 ) -> None:
     cmp = compare(portrait, [WALK, ZOOM], repeats=2, client=client)
     await cmp
-    grid = cmp.widget
-    grid.cells["A/auto/0"].rating.value = 1
-    grid.cells["A/auto/1"].rating.value = -1
-    grid.cells["B/auto/0"].rating.value = 1
-    grid.cells["B/auto/0"].note.value = "smooth"
-    summary = {s.prompt_id: s for s in cmp.summary()}
+    cmp.rate("A/auto/0", 1)
+    cmp.rate("A/auto/1", -1)
+    cmp.rate("B/auto/0", 1, note="smooth")
+    summary = cmp.summary()
     assert summary["A"].mean_rating == 0
     assert summary["B"].mean_rating == 1
     assert summary["B"].rated == 1
-    assert "rating +1.00" in text(grid.summary.value)
+    assert [s.prompt_id for s in summary] == ["A", "B"]  # iterating gives the prompts
+    assert "rating +1.00" in summary["B"].describe()
     with pytest.raises(InputError, match="rating"):
         cmp.rate("A/auto/0", 5)  # type: ignore[arg-type]
 
     again = compare(portrait, [WALK, ZOOM], repeats=2, client=client)
     assert (again["B/auto/0"].rating, again["B/auto/0"].note) == (1, "smooth")
-    assert again.widget.cells["A/auto/1"].rating.value == -1
+    assert again["A/auto/1"].rating == -1
 
 
-async def test_pairwise_records_blind_votes(portrait: Path, client: AsyncClient) -> None:
+async def test_a_vote_names_the_winner_then_the_loser(portrait: Path, client: AsyncClient) -> None:
     cmp = compare(portrait, {"A": WALK, "B": ZOOM}, repeats=2, client=client)
     await cmp
-    judge = cmp.pairwise(seed=3)
-    assert judge.pairs == cmp.pairs(3)
-    assert len(judge.pairs) == 2
-    assert "A" not in text(judge.counter.value)
-    first = judge.current
-    assert first is not None
-    judge.choose_left.click()
-    judge.choose_tie.click()
-    assert judge.current is None
-    assert judge.choose_left.disabled
-    assert [(v.left, v.right, v.winner) for v in cmp.votes] == [
-        (*first, "left"),
-        (*judge.pairs[1], "tie"),
-    ]
-    winner = cmp[first[0]].cell.prompt_id
-    summary = {s.prompt_id: s for s in cmp.summary()}
-    assert summary[winner].win_rate == pytest.approx(0.75)
-
-
-# -- bounded concurrency, pure --------------------------------------------------------------
-
-
-async def test_throttle_holds_the_limit_and_pauses_after_a_rate_limit() -> None:
-    now = [100.0]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    throttle = Throttle(4, clock=lambda: now[0], sleep=sleep)
-    inside = []
-
-    async def work() -> None:
-        async with throttle.slot():
-            inside.append(throttle.in_flight)
-            await asyncio.sleep(0)
-
-    await asyncio.gather(*(work() for _ in range(10)))
-    assert max(inside) == throttle.peak == 4
-    assert slept == []
-
-    assert throttle.slow_down(7.0) == 7.0
-    assert throttle.limit == 2
-    await asyncio.gather(*(work() for _ in range(3)))
-    assert slept[0] == pytest.approx(7.0)
-    throttle.slow_down(None)
-    throttle.slow_down(None)
-    assert throttle.limit == 1
-    with pytest.raises(InputError):
-        Throttle(0)
-
-
-# -- the grid -------------------------------------------------------------------------------
-
-
-async def test_the_grid_has_a_row_per_prompt_with_the_changed_words_marked(
-    portrait: Path, client: AsyncClient
-) -> None:
-    prompts = {"A": "The model walks forward slowly", "B": "The model turns around slowly"}
-    cmp = compare(portrait, prompts, aspect_ratios=["16:9", "9:16"], repeats=2, client=client)
-    grid = cmp.widget
-    [section] = [c for c in grid.children if type(c).__name__ == "GridBox"]
-    values = [getattr(child, "value", "") for child in section.children]
-    headings = [v for v in values if "wavenb-prompt" in str(v)]
-    assert len(headings) == 2
-    assert "<mark>" not in headings[0]
-    assert "<mark>turns around</mark>" in headings[1]
-    assert "<b>16:9 · run 1</b>" in values
-    assert "<b>9:16 · run 2</b>" in values
-    assert len(grid.cells) == 8
-    await cmp
-    for view in grid.cells.values():
-        assert view.player is not None
-        assert bytes(view.player.value)[4:8] == b"ftyp"
-        assert view.player.autoplay is False
-    assert "8 of 8 done" in text(grid.progress.value)
-    assert "SANDBOX" in grid.header.value
-
-
-async def test_the_grid_never_points_the_browser_at_the_kernel(
-    portrait: Path, client: AsyncClient
-) -> None:
-    cmp = compare(portrait, [WALK, ZOOM], client=client)
-    await cmp
-    state = json.dumps(
-        [
-            {k: v for k, v in view.player.get_state().items() if k != "value"}
-            for view in cmp.widget.cells.values()
-        ]
-    )
-    assert "127.0.0.1" not in state
-    assert "http" not in state
-
-
-async def test_playback_controls_are_synced_traits(portrait: Path, client: AsyncClient) -> None:
-    cmp = compare(portrait, [WALK, ZOOM], client=client)
-    await cmp
-    grid = cmp.widget
-    controls = grid.controls
-    assert type(controls).__name__ == "SyncedPlayback"
-    assert controls.scope in grid._dom_classes
-    assert "wavenbPlayback" in controls._esm
-    controls.pause_all()
-    assert controls.playing is False
-    controls.play_all()
-    assert (controls.playing, controls.restarts) == (True, 1)
-    controls.loop = False
-    assert all(view.player.loop is False for view in grid.cells.values())
-
-
-def test_without_anywidget_the_grid_says_so_instead_of_faking_controls(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from wavenb.compare import widget as _compare_widget
-
-    monkeypatch.setitem(sys.modules, "anywidget", None)
-    _compare_widget._playback_class.cache_clear()
-    try:
-        note = _compare_widget.playback_controls("wavenb-compare-x")
-    finally:
-        _compare_widget._playback_class.cache_clear()
-    assert type(note).__name__ == "HTML"
-    assert "pip install anywidget" in note.value
-
-
-async def test_display_shows_the_grid_and_a_cheap_repr(portrait: Path, client: AsyncClient) -> None:
-    cmp = compare(portrait, [WALK, ZOOM], client=client)
-    bundle = cmp._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["text/plain"].startswith("<Comparison 2 cells on sandbox")
-    await cmp
-    assert repr(cmp) == "<Comparison 2 cells on sandbox: 2 completed>"
-
-
-def test_outside_a_loop_wait_runs_the_comparison(
-    portrait: Path, sandbox_app: Any, tmp_path: Path
-) -> None:
-    """A script: no running loop, so compare() only plans and wait() runs it."""
-    transport = httpx.ASGITransport(app=sandbox_app)
-    api = AsyncClient(
-        CANARY_KEY, "http://sandbox.wavenb.invalid", transport=transport, output_dir=tmp_path
-    )
-    cmp = compare(portrait, [WALK, ZOOM], client=api)
-    assert {run.status for run in cmp.runs} == {"waiting"}
-    assert cmp.wait(timeout=60) is cmp
-    assert [run.status for run in cmp.runs] == ["completed", "completed"]
-
-
-def test_load_of_a_missing_folder_says_what_is_wrong(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="not a saved comparison"):
-        Comparison.load(tmp_path)
-
-
-async def test_wait_refuses_to_block_the_loop_the_cells_run_on(
-    portrait: Path, client: AsyncClient
-) -> None:
-    cmp = compare(portrait, [WALK], client=client)
-    with pytest.raises(WavenbError, match="await cmp"):
-        cmp.wait()
-    await cmp
-    assert cmp.finished
-
-
-async def test_a_finished_cell_draws_its_timeline_when_opened(
-    portrait: Path, client: AsyncClient
-) -> None:
-    cmp = compare(portrait, [WALK, ZOOM], client=client)
-    await cmp
-    view = next(iter(cmp.widget.cells.values()))
-    assert view.details.layout.display == ""
-    assert view.timeline.children == ()  # lazy: nothing drawn before it is opened
-    view.details.value = True
-    [image] = view.timeline.children
-    assert type(image).__name__ == "Image"
-    assert bytes(image.value).startswith(b"\x89PNG\r\n\x1a\n")
-    assert view.timeline.layout.display == ""
-    view.details.value = False
-    assert view.timeline.layout.display == "none"
-    view.details.value = True
-    assert view.timeline.children == (image,)  # drawn once per task
-
-
-async def test_without_matplotlib_the_timeline_says_how_to_get_it(
-    portrait: Path, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cmp = compare(portrait, [WALK], client=client)
-    await cmp
-    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    view = next(iter(cmp.widget.cells.values()))
-    view.details.value = True
-    [note] = view.timeline.children
-    assert type(note).__name__ == "HTML"
-    assert "pip install 'wavenb[plot]'" in note.value
-    assert "⚠" not in cmp.widget.errors.value
+    vote = cmp.vote("B/auto/0", "A/auto/0")
+    tie = cmp.tie("A/auto/1", "B/auto/1")
+    assert (vote.winner, vote.loser, vote.tie) == ("B/auto/0", "A/auto/0", False)
+    assert tie.tie
+    assert cmp.votes == (vote, tie)
+    summary = cmp.summary()
+    assert summary["B"].win_rate == pytest.approx(0.75)
+    assert summary["A"].comparisons == 2
+    with pytest.raises(InputError, match="both show prompt A"):
+        cmp.vote("A/auto/0", "A/auto/1")
+    with pytest.raises(KeyError, match="no cell"):
+        cmp.vote("C/auto/0", "A/auto/0")
+    assert len(cmp.votes) == 2

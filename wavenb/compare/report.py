@@ -1,13 +1,17 @@
-"""How a comparison reads as HTML: the saved report, and the pieces the live grid shares.
+"""The saved report of a comparison: one HTML page that opens with no kernel.
 
-Pure functions from values to HTML text, plus ``write_report``. The report is one
-self-contained file: CSS and a small script inline, videos and images by relative path
-(``videos/…``, ``images/…``), so the saved folder opens in any browser with no kernel and
-can be zipped or moved whole. Everything user-supplied goes through ``html.escape``.
+Pure functions from a saved manifest (``wavenb.compare.manifest``) to HTML text, plus
+``write_report``. The page is self-contained: CSS and a small script inline, everything else
+by relative path (``videos/…``, ``images/…``, ``previews/…``, ``contact-sheet.png``), so the
+saved folder opens in any browser and can be zipped or moved whole. Everything user-supplied
+goes through ``html.escape``.
 
-``PLAYBACK_JS`` is the one piece of script: it plays, pauses, rewinds and loops every
-``<video>`` under a root together. The report runs it as a plain script; the live grid
-runs the same code as an anywidget module (stock ipywidgets cannot drive playback).
+It shows, top to bottom: the verdict (who leads, how sure), the ranking (Bradley-Terry score,
+its 95 % interval, P(best)), the per-prompt numbers, the contact sheet, the grid of videos (the
+animated previews as their posters; each cell's phase, times, metric badges, rating and note)
+and every run as a table with its metrics.
+
+``PLAYBACK_JS`` plays, pauses, rewinds and loops every ``<video>`` under a root together.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ __all__ = [
     "status_chip",
     "write_report",
 ]
+
+_DONE: Final = frozenset({"downloaded", "completed"})
+"""Words of a cell with its video: ``downloaded`` (version 2), ``completed`` (version 1)."""
 
 
 PLAYBACK_JS: Final = r"""
@@ -150,11 +157,15 @@ mark{background:#fde68a;padding:0 1px}
 .rows th{background:#f3f4f6;position:sticky;top:0}
 .source{max-width:160px;max-height:120px;display:block;margin-bottom:4px}
 .wavenb-playback{position:sticky;top:0;background:white;padding:6px 0;z-index:1}
+.wide{overflow-x:auto;max-width:100%} .verdict{max-width:760px;font-size:15px}
+.badges{font-size:12px;color:#374151}
+.sheet{max-width:100%;border:1px solid #e5e7eb} .notes{color:#92400e;font-size:12px}
 """
 
 _TABLE_COLUMNS: Final = (
     "cell_id", "status", "prediction_id", "inference_ms", "wall_s", "cost", "reused",
-    "rating", "note", "error",
+    "rating", "note", "camera_move", "motion_match", "first_frame_ssim", "flicker", "sharpness",
+    "error",
 )  # fmt: skip
 
 
@@ -214,11 +225,16 @@ def render_report(manifest: Mapping[str, Any]) -> str:
     rows = manifest["cells"]
     sandbox = manifest.get("backend") == "sandbox"
     title = " vs ".join(p["id"] for p in prompts)
+    summary = manifest.get("summary") or {}
     body = [
         f"<h1>Prompt comparison: {html.escape(title)}</h1>",
         f'<p class="meta">{_meta(manifest)}{" " + SANDBOX_BADGE if sandbox else ""}</p>',
+        _notes(manifest.get("notes") or []),
+        _verdict(summary),
+        _ranking_table(manifest.get("ranking")),
+        _summary_table(summary.get("prompts", []) if isinstance(summary, Mapping) else summary),
+        _sheet(manifest.get("contact_sheet")),
         '<div class="wavenb-playback" id="wavenb-playback"></div>',
-        _summary_table(manifest.get("summary", [])),
         *(_image_grid(manifest, image, rows) for image in manifest["images"]),
         "<h2>All runs</h2>",
         _rows_table(rows),
@@ -255,11 +271,11 @@ def write_report(folder: Path, manifest: Mapping[str, Any]) -> Path:
 
 def _meta(manifest: Mapping[str, Any]) -> str:
     rows = manifest["cells"]
-    done = sum(row["status"] == "completed" for row in rows)
+    done = sum(row["status"] in _DONE for row in rows)
     spent = sum(float(row.get("cost") or 0) for row in rows)
     ratios = ", ".join(ratio_label(r) for r in manifest["aspect_ratios"])
     return html.escape(
-        f"{manifest['model']} · {len(rows)} videos ({done} completed) · ratios {ratios} · "
+        f"{manifest['model']} · {len(rows)} videos ({done} downloaded) · ratios {ratios} · "
         f"{manifest['repeats']} run(s) each · cost {money(spent)} · saved "
         f"{str(manifest.get('saved_at', ''))[:19].replace('T', ' ')} UTC"
     )
@@ -269,17 +285,64 @@ def _summary_table(summary: Sequence[Mapping[str, Any]]) -> str:
     if not summary:
         return ""
     head = "<tr><th>prompt</th><th>done</th><th>failed</th><th>rating</th><th>wins</th>"
-    head += "<th>inference</th><th>wall</th></tr>"
+    head += "<th>camera as asked</th><th>inference</th><th>wall</th></tr>"
     lines = [
         f"<tr><td><b>{html.escape(s['prompt_id'])}</b></td>"
         f"<td>{s['completed']}/{s['cells']}</td><td>{s['failed']}</td>"
         f"<td>{_number(s['mean_rating'], '{:+.2f}')} ({s['rated']} rated)</td>"
         f"<td>{_wins(s['win_rate'], s['comparisons'])}</td>"
+        f"<td>{_number(s.get('motion_match_rate'), '{:.0%}')}</td>"
         f"<td>{_number(s['mean_inference_s'], '{:.1f} s')}</td>"
         f"<td>{_number(s['mean_wall_s'], '{:.1f} s')}</td></tr>"
         for s in summary
     ]
-    return f'<h2>Summary</h2><table class="grid rows">{head}{"".join(lines)}</table>'
+    return f'<h2>Per prompt</h2><table class="grid rows">{head}{"".join(lines)}</table>'
+
+
+def _verdict(summary: object) -> str:
+    text = summary.get("text") if isinstance(summary, Mapping) else None
+    if not text:
+        return ""
+    return f'<h2>Verdict</h2><p class="verdict">{html.escape(str(text))}</p>'
+
+
+def _ranking_table(ranking: Mapping[str, Any] | None) -> str:
+    if not ranking or not ranking.get("prompts"):
+        return ""
+    head = (
+        "<tr><th>rank</th><th>prompt</th><th>score</th><th>95 % interval</th>"
+        "<th>P(best)</th><th>wins</th><th>losses</th></tr>"
+    )
+    lines = [
+        f"<tr><td>{p['rank']}</td><td><b>{html.escape(p['prompt_id'])}</b></td>"
+        f"<td>{p['score']:+.2f}</td><td>{p['ci_low']:+.2f} to {p['ci_high']:+.2f}</td>"
+        f"<td>{p['p_best']:.0%}</td><td>{p['wins']:g}</td><td>{p['losses']:g}</td></tr>"
+        for p in ranking["prompts"]
+    ]
+    how = html.escape(
+        f"Bradley-Terry scores from {ranking.get('votes', 0):g} votes (ties count half; each "
+        f"thumbs-up beats each thumbs-down of another prompt on the same image and ratio); "
+        f"{ranking.get('interval', '')}."
+    )
+    return (
+        f'<h2>Ranking</h2><table class="grid rows">{head}{"".join(lines)}</table>'
+        f'<p class="small">{how}</p>'
+    )
+
+
+def _sheet(relative: str | None) -> str:
+    if not relative:
+        return ""
+    return (
+        "<h2>Contact sheet</h2>"
+        f'<img class="sheet" src="{_href(relative)}" alt="a few frames of every video, by prompt">'
+    )
+
+
+def _notes(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    return "".join(f'<p class="notes">⚠ {html.escape(str(note))}</p>' for note in notes)
 
 
 def _image_grid(
@@ -321,14 +384,18 @@ def _cell(row: Mapping[str, Any] | None) -> str:
         return "<td></td>"
     parts = []
     if row.get("path"):
+        poster = f' poster="{_href(row["preview"])}"' if row.get("preview") else ""
         parts.append(
-            f'<video src="{_href(row["path"])}" controls muted loop playsinline '
+            f'<video src="{_href(row["path"])}"{poster} controls muted loop playsinline '
             f'preload="metadata" title="{html.escape(row["cell_id"], quote=True)}"></video>'
         )
     parts.append(f'<div class="small">{status_chip(row["status"])} {_facts(row)}</div>')
+    if row.get("badge"):
+        parts.append(f'<div class="badges">{html.escape(row["badge"])}</div>')
     if row.get("error"):
         parts.append(f'<div class="error">{html.escape(row["error"])}</div>')
-    rating = {1: "👍 +1", -1: "👎 -1"}.get(row.get("rating") or 0, "")
+    # Words, not emoji: a browser without an emoji font draws those as empty boxes.
+    rating = {1: "rated good (+1)", -1: "rated bad (-1)"}.get(row.get("rating") or 0, "")
     if rating or row.get("note"):
         parts.append(f'<div class="small">{rating} {html.escape(row.get("note") or "")}</div>')
     return f"<td>{''.join(parts)}</td>"
@@ -354,7 +421,7 @@ def _rows_table(rows: Sequence[Mapping[str, Any]]) -> str:
         + "</tr>"
         for row in rows
     )
-    return f'<table class="rows"><tr>{head}</tr>{body}</table>'
+    return f'<div class="wide"><table class="rows"><tr>{head}</tr>{body}</table></div>'
 
 
 def _plain(value: object) -> str:

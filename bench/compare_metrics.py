@@ -1,0 +1,135 @@
+"""What measuring costs a comparison: ``python -m bench.compare_metrics [--repeats N]``.
+
+A 2 prompts x 2 repeats comparison (4 videos of 5 s at 1280x720, rendered by an in-process
+sandbox) is run with metrics and without, alternately, each time with a fresh sandbox and a
+fresh journal (so nothing is reused). The sandbox renders the repeats of a prompt as the same
+bytes, so two of the four measurements come from the metrics cache; ``--design 4x1`` (four
+prompts, one run each) measures four different videos. "Without" is the same
+code with the metrics module unavailable (as when numpy/PyAV are missing): the comparison then
+measures nothing.
+
+Two figures per run:
+
+- ``videos``: seconds from ``compare()`` until every cell is ``downloaded`` (what the user
+  waits for the grid to fill): the metrics must not slow this by more than 10 % (reported as
+  the ratio of the medians, and as the median ratio of the back-to-back pairs);
+- ``settled``: seconds until ``await cmp`` returns (every video also measured).
+
+``--speed instant`` (default) is the worst case: tasks end when their render ends, so the
+comparison is pure CPU and the measuring competes with the renders for the two cores.
+``--speed fast`` adds the sandbox's few seconds of queueing and processing, like a real run.
+
+Prints a table, then one JSON object as its last line. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = ROOT / "notebooks" / "assets" / "product-coffee.jpg"
+PROMPTS = {
+    "zoom": "Camera slowly zooms in on the cup",
+    "pan": "Camera pans right past the cup",
+    "tilt": "Camera tilts up over the cup",
+    "orbit": "Slow orbit around the cup",
+}
+DESIGNS = {"2x2": (2, 2), "4x1": (4, 1)}
+"""Prompts x repeats."""
+
+
+async def one_run(speed: str, design: str, *, metrics: bool, folder: Path) -> dict[str, float]:
+    import httpx
+    from wavenb.client.async_client import AsyncClient
+    from wavenb.compare.comparison import compare
+    from wavenb.journal.store import Journal
+    from wavenb.sandbox import SandboxConfig, create_app
+
+    app = create_app(SandboxConfig(speed=speed, duration=5.0, storage_dir=folder / "sandbox"))
+    client = AsyncClient(
+        "bench-key", "http://sandbox.wavenb.invalid", transport=httpx.ASGITransport(app=app),
+        output_dir=folder / "out", journal=Journal(folder / "journal.sqlite3"),
+    )  # fmt: skip
+    await client.detect()
+    saved = sys.modules.get("wavenb.compare.metrics")
+    if not metrics:
+        sys.modules["wavenb.compare.metrics"] = None  # type: ignore[assignment]
+    try:
+        start = time.perf_counter()
+        videos: list[float] = []
+        prompts, repeats = DESIGNS[design]
+        chosen = dict(list(PROMPTS.items())[:prompts])
+        cmp = compare(IMAGE, chosen, aspect_ratios=["16:9"], repeats=repeats, client=client)
+
+        def look(_cell: str | None) -> None:
+            if not videos and all(run.done for run in cmp.runs):
+                videos.append(time.perf_counter() - start)
+
+        cmp.watch(look)
+        await cmp
+        settled = time.perf_counter() - start
+    finally:
+        if saved is not None:
+            sys.modules["wavenb.compare.metrics"] = saved
+        else:
+            sys.modules.pop("wavenb.compare.metrics", None)
+        await client.aclose()
+        app.state.sandbox.close()
+    measured = sum(run.metrics is not None for run in cmp.runs)
+    assert measured == (4 if metrics else 0), (measured, cmp.metrics_note)
+    return {"videos": videos[0], "settled": settled}
+
+
+def summarize(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in ("videos", "settled")} | {
+        "best_videos": min(run["videos"] for run in runs)
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--speed", choices=["instant", "fast"], default="instant")
+    parser.add_argument("--design", choices=sorted(DESIGNS), default="2x2")
+    args = parser.parse_args()
+    results: dict[str, list[dict[str, float]]] = {"with": [], "without": []}
+    with tempfile.TemporaryDirectory(prefix="wavenb-bench-") as tmp:
+        asyncio.run(one_run(args.speed, args.design, metrics=True, folder=Path(tmp) / "warm-up"))
+        for index in range(args.repeats):
+            for label in ("without", "with") if index % 2 else ("with", "without"):
+                folder = Path(tmp) / f"{label}-{index}"
+                with_metrics = label == "with"
+                run = asyncio.run(one_run(args.speed, args.design, metrics=with_metrics,
+                                          folder=folder))  # fmt: skip
+                results[label].append(run)
+                print(f"{label:8} run {index + 1}: videos {run['videos']:6.2f} s, "
+                      f"settled {run['settled']:6.2f} s", flush=True)  # fmt: skip
+    medians = {label: summarize(runs) for label, runs in results.items()}
+    slowdown = medians["with"]["videos"] / medians["without"]["videos"] - 1
+    # Each repeat's two runs ran back to back: their ratio is blind to slow drifts in the
+    # machine's load (other work on the two cores), which the medians are not.
+    paired = statistics.median(
+        w["videos"] / wo["videos"] - 1
+        for w, wo in zip(results["with"], results["without"], strict=True)
+    )
+    print()
+    print(f"{'':8} {'videos (median)':>16} {'videos (best)':>14} {'settled (median)':>17}")
+    for label, m in medians.items():
+        print(f"{label:8} {m['videos']:15.2f}s {m['best_videos']:13.2f}s {m['settled']:16.2f}s")
+    print(f"metrics slow the videos down by {slowdown:+.1%} (medians), {paired:+.1%} (median "
+          "of back-to-back pairs); budget: +10 %")  # fmt: skip
+    out: dict[str, Any] = {"speed": args.speed, "design": args.design, "repeats": args.repeats,
+                           **medians, "slowdown": slowdown, "paired_slowdown": paired}  # fmt: skip
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
