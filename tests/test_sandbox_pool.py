@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import select
 import signal
@@ -30,8 +29,10 @@ def no_leftover_processes() -> Iterator[None]:
     """Every test starts without the pool and leaves no process behind."""
     _pool.shutdown()
     yield
+    started = _pool.worker_pids()
     _pool.shutdown()
-    assert multiprocessing.active_children() == []
+    assert _pool.worker_pids() == []
+    assert [pid for pid in started if not ended_within(pid, 10.0)] == []
 
 
 def task(tmp_path: Path, seconds: float, name: str = "v", image: str = "") -> RenderTask:
@@ -64,17 +65,18 @@ def ended_within(pid: int, seconds: float) -> bool:
         os.close(handle)
 
 
-def test_a_clip_renders_in_a_spawned_worker_process(tmp_path: Path) -> None:
+def test_a_clip_renders_in_a_worker_process_of_our_own_module(tmp_path: Path) -> None:
     long_clip = task(tmp_path, _pool.POOL_MIN_SECONDS)
     assert _pool.uses_processes(long_clip)
     outcome = _pool.submit_render(long_clip, ticking()).result(RENDER)
     assert outcome == Outcome(finished_at=0.0, output="/videos/v.mp4", error=None)
     assert probe_video(long_clip.path).duration == pytest.approx(_pool.POOL_MIN_SECONDS)
-    workers = multiprocessing.active_children()
+    workers = _pool.worker_pids()
     assert len(workers) == 1  # started when a render needs one: one at a time needs one
-    assert all(worker.pid != os.getpid() for worker in workers)
-    assert _pool._processes is not None
-    assert _pool._processes._mp_context.get_start_method() == "spawn"  # never fork
+    assert all(pid != os.getpid() for pid in workers)
+    for pid in workers:  # a fresh interpreter running our module: never fork, never the user's script
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert command[1:3] == [b"-m", b"wavenb.sandbox._worker"]
 
 
 def test_tiny_clips_render_in_a_thread_without_starting_processes(tmp_path: Path) -> None:
@@ -83,7 +85,7 @@ def test_tiny_clips_render_in_a_thread_without_starting_processes(tmp_path: Path
     outcome = _pool.submit_render(short, ticking()).result(RENDER)
     assert outcome.output == "/videos/v.mp4"
     assert _pool._processes is None
-    assert multiprocessing.active_children() == []
+    assert _pool.worker_pids() == []
 
 
 def test_the_pool_is_sized_to_the_usable_cpus() -> None:
@@ -112,7 +114,7 @@ def test_a_cgroup_quota_caps_the_workers(cpu_max: str, cpus: int | None) -> None
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     """A parent killed outright (no atexit, no shutdown) takes its workers with it."""
     script = (
-        "import os, sys, time, multiprocessing\n"
+        "import os, sys, time\n"
         "from pathlib import Path\n"
         "from tests.test_sandbox_pool import task\n"
         "from wavenb.sandbox import _pool\n"
@@ -121,7 +123,7 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
         "    clips = [task(folder, _pool.POOL_MIN_SECONDS, str(n)) for n in range(2)]\n"
         "    for future in [_pool.submit_render(c, time.monotonic) for c in clips]:\n"
         "        future.result()\n"
-        "    pids = ' '.join(str(p.pid) for p in multiprocessing.active_children())\n"
+        "    pids = ' '.join(str(pid) for pid in _pool.worker_pids())\n"
         "    (folder / 'pids').write_text(pids)\n"
         "    os.kill(os.getpid(), 9)\n"
     )
@@ -150,7 +152,7 @@ def test_several_clips_render_at_once_in_the_pool(tmp_path: Path) -> None:
     outcomes = [future.result(RENDER) for future in futures]
     assert [o.output for o in outcomes] == [f"/videos/v{n}.mp4" for n in range(3)]
     assert all(t.path.is_file() for t in tasks)
-    assert len(multiprocessing.active_children()) == min(3, _pool.process_count())
+    assert len(_pool.worker_pids()) == min(3, _pool.process_count())
 
 
 def test_a_failure_in_the_worker_becomes_the_jobs_error(tmp_path: Path) -> None:
@@ -161,13 +163,13 @@ def test_a_failure_in_the_worker_becomes_the_jobs_error(tmp_path: Path) -> None:
 
 def test_a_killed_worker_fails_at_most_its_job_and_the_pool_recovers(tmp_path: Path) -> None:
     _pool.submit_render(task(tmp_path, _pool.POOL_MIN_SECONDS, "warm"), ticking()).result(RENDER)
-    victim = multiprocessing.active_children()[0]
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.join(RENDER)
+    victim = _pool.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    assert ended_within(victim, RENDER)
     first = _pool.submit_render(task(tmp_path, _pool.POOL_MIN_SECONDS, "a"), ticking()).result(
         RENDER
     )
-    assert first.output is not None or first.error == "Sandbox render error: BrokenProcessPool"
+    assert first.output is not None or first.error == "Sandbox render error: the render worker ended"
     second = _pool.submit_render(task(tmp_path, _pool.POOL_MIN_SECONDS, "b"), ticking()).result(
         RENDER
     )
@@ -195,3 +197,27 @@ def test_a_worker_crash_is_an_error_outcome_not_an_exception() -> None:
     outer = _pool._RenderFuture(inner, lambda: 1.0)
     inner.set_exception(MemoryError())
     assert outer.result(0) == Outcome(finished_at=1.0, error="Sandbox render error: MemoryError")
+
+
+UNGUARDED = """
+import sys, wavenb
+video = wavenb.generate(sys.argv[1], "Camera slowly zooms in")
+print("made", video.path)
+"""
+
+
+def test_a_script_without_a_main_guard_makes_one_video(tmp_path: Path) -> None:
+    """The three-line script of a new user: its top level runs once, and the video is made.
+
+    (With multiprocessing's spawn, every render worker ran the script again and the pool broke.)
+    """
+    script = tmp_path / "make_video.py"
+    script.write_text(UNGUARDED)
+    image = Path(__file__).resolve().parent.parent / "notebooks" / "assets" / "animal-chelsea.jpg"
+    env = {k: v for k, v in os.environ.items() if k not in ("WAVESPEED_API_KEY", "WAVENB_BASE_URL")}
+    env.update(WAVENB_HOME=str(tmp_path / "home"), WAVENB_SANDBOX_SPEED="instant")
+    made = subprocess.run([sys.executable, str(script), str(image)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=RENDER, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert made.stdout.count("made ") == 1
+    assert probe_video(Path(made.stdout.split("made ", 1)[1].strip())).duration >= _pool.POOL_MIN_SECONDS

@@ -4,12 +4,14 @@ One process pool per Python process, shared by every sandbox app in it, created 
 long render and sized to the CPUs this process may use. Processes, because a render is CPU work
 in Python, numpy, Pillow and x264 at once: in threads two renders fight over one GIL and starve
 the event loop that answers the API; in processes each render has a core, and the server stays
-responsive. The workers are started with ``spawn`` (never ``fork``: forking a process that runs
-threads, as a Jupyter kernel or a uvicorn server does, can copy a held lock into the child and
-hang it), at a lower priority (``nice``), and import the renderer once when they start (about
-0.45 CPU-s each, once per worker, never per render). Python's pool starts a worker when a
-render finds none idle: someone who renders one clip at a time has one worker, not one per
-CPU at about 100 MB each.
+responsive. The workers are fresh interpreters running ``python -m wavenb.sandbox._worker``
+(:mod:`wavenb.sandbox._workers`): never ``fork`` (forking a process that runs threads, as a
+Jupyter kernel or a uvicorn server does, can copy a held lock into the child and hang it), and
+never ``multiprocessing``'s ``spawn`` either, which would run the user's unguarded script again
+in every worker. They run at a lower priority (``nice``) and import the renderer once when
+they start (about 0.45 CPU-s each, once per worker, never per render). A worker starts when a
+render finds none idle: someone who renders one clip at a time has one worker, not one per CPU
+at about 100 MB each.
 
 A render is two threads (frames made ahead, x264 on one thread) that keep about 1.4 cores
 busy: with one worker per CPU, renders side by side fill the cores without oversubscribing
@@ -21,27 +23,24 @@ suite then never starts a process at all.
 
 Both pools end at interpreter exit (:func:`shutdown` is registered with ``atexit``); a test
 that starts the process pool calls :func:`shutdown` to leave no process behind. A worker also
-ends as soon as its parent does, however it ends (a kernel restarted, a server killed): without
-that, workers whose parent was killed wait for work forever, about 100 MB each.
+ends as soon as its parent does, however it ends (a kernel restarted, a server killed): its
+stdin reaches end-of-file.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import math
-import multiprocessing
-import multiprocessing.connection
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
 from wavenb.sandbox._jobs import Outcome
 from wavenb.sandbox._renderjob import RenderTask, run
+from wavenb.sandbox._workers import WorkerDied, WorkerPool
 
 __all__ = [
     "POOL_MIN_SECONDS",
@@ -50,19 +49,18 @@ __all__ = [
     "shutdown",
     "submit_render",
     "uses_processes",
+    "worker_pids",
 ]
 
 POOL_MIN_SECONDS: Final = 2.0
 """Clips at least this long render in a worker process; shorter ones in a thread."""
 _THREADS: Final = 2
-_NICENESS: Final = 5
-"""How much lower the workers' CPU priority is: the API answers first, renders take the rest."""
 _CPU_MAX: Final = Path("/sys/fs/cgroup/cpu.max")
 """cgroup v2's CPU quota of this container (``"max 100000"`` or ``"200000 100000"``)."""
 
 _lock = threading.Lock()
 _threads: ThreadPoolExecutor | None = None
-_processes: ProcessPoolExecutor | None = None
+_processes: WorkerPool | None = None
 
 
 def uses_processes(task: RenderTask) -> bool:
@@ -109,24 +107,19 @@ def submit_render(task: RenderTask, clock: Callable[[], float]) -> Future[Outcom
     """
     if not uses_processes(task):
         return _RenderFuture(_thread_pool().submit(run, task), clock)
-    try:
-        inner = _process_pool().submit(run, task)
-    except BrokenProcessPool:
-        # A worker died (killed, out of memory): the pool is unusable. Start a fresh one.
-        _drop_broken_pool()
-        inner = _process_pool().submit(run, task)
-    return _RenderFuture(inner, clock)
+    return _RenderFuture(_process_pool().submit(task), clock)
 
 
 def shutdown() -> None:
     """Stop both pools, waiting for running renders; the next render starts them again."""
     global _threads, _processes  # noqa: PLW0603  (the per-process pools, by design)
     with _lock:
-        pools: list[Executor | None] = [_threads, _processes]
+        threads, processes = _threads, _processes
         _threads = _processes = None
-    for pool in pools:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    if threads is not None:
+        threads.shutdown(wait=True, cancel_futures=True)
+    if processes is not None:
+        processes.shutdown()
 
 
 def _thread_pool() -> ThreadPoolExecutor:
@@ -137,47 +130,18 @@ def _thread_pool() -> ThreadPoolExecutor:
         return _threads
 
 
-def _process_pool() -> ProcessPoolExecutor:
+def _process_pool() -> WorkerPool:
     global _processes  # noqa: PLW0603
     with _lock:
         if _processes is None:
-            _processes = ProcessPoolExecutor(
-                process_count(),
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-            )
+            _processes = WorkerPool(process_count())
         return _processes
 
 
-def _drop_broken_pool() -> None:
-    global _processes
-    with _lock:
-        broken, _processes = _processes, None
-    if broken is not None:
-        broken.shutdown(wait=False, cancel_futures=True)
-
-
-def _start_worker() -> None:
-    """Runs first in each worker: end with the parent, lower the priority, import the renderer."""
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(
-            target=_end_with_parent, args=(parent.sentinel,), name="wavenb-parent", daemon=True
-        ).start()
-    with contextlib.suppress(OSError):
-        os.nice(_NICENESS)
-    import wavenb.sandbox._motion  # noqa: PLC0415  (warm: the first render is not slower)
-    import wavenb.sandbox._render  # noqa: PLC0415, F401
-
-
-def _end_with_parent(sentinel: int) -> None:
-    """Wait until the parent process has ended, then end this worker at once.
-
-    The pool's workers wait for work on a pipe they also hold the writing end of, so a parent
-    that is killed (no ``atexit``, no :func:`shutdown`) never tells them to stop; its end does.
-    """
-    multiprocessing.connection.wait([sentinel])
-    os._exit(1)
+def worker_pids() -> list[int]:
+    """The render worker processes running now (for tests and diagnostics)."""
+    pool = _processes
+    return [] if pool is None else pool.pids
 
 
 class _RenderFuture(Future[Outcome]):
@@ -203,6 +167,8 @@ class _RenderFuture(Future[Outcome]):
             return
         try:
             output, error = inner.result()
+        except WorkerDied:
+            output, error = None, "Sandbox render error: the render worker ended"
         except Exception as exc:  # noqa: BLE001  (a dead worker fails one job, never hangs it)
             output, error = None, f"Sandbox render error: {type(exc).__name__}"
         if self.set_running_or_notify_cancel():
