@@ -64,10 +64,10 @@ def ensure_deps() -> None:
 class Server:
     """A running bench sandbox server (``bench.server``) in its own process."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], module: str = "bench.server") -> None:
         self.spec = spec
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "bench.server", json.dumps(spec)],
+            [PYTHON, "-m", module, json.dumps(spec)],
             stdout=subprocess.PIPE,
             text=True,
             env=child_env(),
@@ -111,19 +111,26 @@ class Server:
 
 
 @contextmanager
-def server(spec: dict[str, Any]) -> Iterator[Server]:
-    running = Server(spec)
+def server(spec: dict[str, Any], module: str = "bench.server") -> Iterator[Server]:
+    """A bench server process (``bench.server``, the sandbox; or ``bench.standin``)."""
+    running = Server(spec, module)
     try:
         yield running
     finally:
         running.stop()
 
 
-def run_json(args: list[str], *, env: dict[str, str], timeout: float) -> dict[str, Any]:
-    """Run a child that prints one JSON object on its last stdout line; return it."""
+def run_json(
+    args: list[str], *, env: dict[str, str], timeout: float, cwd: Path = ROOT
+) -> dict[str, Any]:
+    """Run a child that prints one JSON object on its last stdout line; return it.
+
+    ``cwd`` comes first on the child's ``sys.path`` (``-m``): a folder holding another
+    ``wavenb`` makes the child measure that tree (see ``bench.scale.tree``).
+    """
     started = time.monotonic()
     done = subprocess.run(  # noqa: PLW1510
-        [PYTHON, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout
+        [PYTHON, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

@@ -96,7 +96,7 @@ def download(how: str, url: str) -> dict[str, Any]:
 
             async def measure_async() -> dict[str, Any]:
                 async with AsyncClient("wsk-bench-not-a-key", base) as client:
-                    await client.download(base + "/", warm)
+                    await client.download(base + "/_bench/small", warm)
                     rss0 = status_kb("VmRSS")
                     reset_peak()
                     wall0 = time.perf_counter()
@@ -108,7 +108,7 @@ def download(how: str, url: str) -> dict[str, Any]:
             import requests
 
             session = requests.Session()
-            warm.write_bytes(session.get(base + "/", timeout=30).content)
+            warm.write_bytes(session.get(base + "/_bench/small", timeout=30).content)
             rss0 = status_kb("VmRSS")
             reset_peak()
             wall0 = time.perf_counter()

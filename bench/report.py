@@ -146,6 +146,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"each phase: {phases}. Other work on the machine shows in wall times and loop lag; "
             "CPU seconds and request counts are not affected by it.",
         ]
+    out += _new_sections(results)
     if "theory" in results:
         t = results["theory"]
         out += [
@@ -157,6 +158,25 @@ def markdown(results: dict[str, Any]) -> str:
             "within 2.35 s, so P(lag ≤ 2.35 s) < 0.5.",
         ]
     return "\n".join(out)
+
+
+def _new_sections(results: dict[str, Any]) -> list[str]:
+    """The scale curve, submit pacing and the simulated schedules, when the run has them."""
+    from bench import pacing, scale, schedules
+
+    out: list[str] = []
+    sections = (
+        ("scale", lambda r: scale.table(r["rows"]), "Videos in flight through one client"),
+        ("pacing", pacing.table, ""),
+        ("schedules", schedules.table, "Poll schedule, simulated (virtual time)"),
+    )
+    for key, render, title in sections:
+        block = results.get(key)
+        if not block:
+            continue
+        out += ["", f"### {title}" if title else ""]
+        out += [f"failed: {block['error']}"] if "error" in block else ["", render(block)]
+    return out
 
 
 def _local_table(results: dict[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import analysis, report, schedules
+from bench import analysis, pacing, report, scale, schedules
 from bench.harness import PYTHON, ROOT, WORK, Spawned, child_env, ensure_deps, run_json, server
 
 IMAGE = ROOT / "notebooks" / "assets" / "animal-chelsea.jpg"
@@ -237,6 +237,23 @@ class Bench:
             spawned[policy] = (self.spawn("wavenb", job_spec, f"rate-{policy}"), key)
         return spawned
 
+    def scale_curve(self) -> dict[str, Any]:
+        """10 to 1,000 videos in flight through one client (bench.scale), and the prototype."""
+        sizes = scale.QUICK_SIZES if self.quick else scale.SIZES
+        time_scale = 0.5 if self.quick else 1.0
+        rows = scale.curve(sizes, scale=time_scale, baselines=not self.quick)
+        if not self.quick:
+            # The client as of ad2235d, as is and with the prototype of the recommended changes.
+            rows += scale.curve(
+                (32, 1000),
+                scale=time_scale,
+                variants=("today", "proposed"),
+                baselines=False,
+                cwd=scale.tree("ad2235d"),
+                label=" @ad2235d",
+            )
+        return {"scale": time_scale, "durations": [scale.LOW, scale.HIGH], "rows": rows}
+
     # -- single-process figures -------------------------------------------------------------
 
     def render_figures(self) -> dict[str, Any]:
@@ -331,6 +348,17 @@ class Bench:
         if unscaled:
             load["unscaled"] = os.getloadavg()[0]
             results["unscaled"] = self.unscaled_check()
+        load["scale"] = os.getloadavg()[0]
+        results["scale"] = guarded(self.scale_curve)
+        load["pacing"] = os.getloadavg()[0]
+        results["pacing"] = guarded(
+            lambda: pacing.scenario(
+                jobs=20 if self.quick else 100,
+                clients=("wavenb-paced", "wavenb-ad2235d") if self.quick else pacing.CLIENTS,
+            )
+        )
+        log("schedules, simulated")
+        results["schedules"] = guarded(lambda: schedules.figures(quick=self.quick))
         results["theory"] = schedules.optimal_mean_e(LOW, HIGH, 5.0, 0.25)
         results["machine"]["load_after"] = os.getloadavg()
         results["elapsed_s"] = time.monotonic() - started
@@ -339,7 +367,7 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one run, fewer jobs (< 3 min)")
+    parser.add_argument("--quick", action="store_true", help="one run, fewer jobs (< 5 min)")
     parser.add_argument(
         "--policy",
         choices=("default",),
@@ -366,12 +394,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(_clean(results), indent=1) + "\n")
+    curve = results.get("scale") or {}
+    if curve.get("rows"):
+        scale.plot(
+            curve["rows"],
+            target.with_name(target.stem + "-scale.png"),
+            f"videos in flight through one client (time scale {curve['scale']:g})",
+        )
     print()
     print(report.markdown(results))
     shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
     print(f"\nresults: {shown} ({results['elapsed_s']:.0f} s)")
     shutil.rmtree(WORK, ignore_errors=True)
     return 0
+
+
+def guarded(measure: Any) -> dict[str, Any]:
+    """A scenario's figures, or what went wrong (one broken scenario must not lose the run)."""
+    try:
+        result: dict[str, Any] = measure()
+    except Exception as error:  # noqa: BLE001  (reported in the results, not raised)
+        log(f"scenario failed: {type(error).__name__}: {error}")
+        return {"error": f"{type(error).__name__}: {str(error)[-2000:]}"}
+    return result
 
 
 def _clean(value: Any) -> Any:

@@ -10,7 +10,10 @@ for a free slot when ``max_concurrent`` is set).
 
 Bench-only routes, outside the sandbox app (and so not in its request log):
 ``GET /_bench/state`` (request log, completions, planned jobs) and ``GET /_bench/big`` (a
-synthetic ``big_bytes`` MP4-typed body streamed in 1 MiB chunks, for the download-memory figure).
+synthetic ``big_bytes`` MP4 streamed in 1 MiB chunks, for the download-memory figure: an
+``ftyp`` and an empty ``moov`` box, then one ``mdat`` box of zeros to the last byte, so a client
+that checks the box structure of what it downloads accepts it; ``/_bench/small`` is the same at
+64 kB, to warm a client up).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import struct
 import sys
 import threading
 import time
@@ -48,6 +52,15 @@ class Plan:
             seconds = rng.uniform(self.low, self.high) * self.scale
             self.jobs.setdefault(owner, []).append((job_id, time.monotonic(), seconds))
         return (0.0, seconds)
+
+
+def mp4_head(size: int) -> bytes:
+    """An ``ftyp`` box, an empty ``moov`` box and the header of an ``mdat`` box filling the
+    rest of a ``size``-byte file (32-bit sizes: up to 4 GiB)."""
+    ftyp = struct.pack(">I4s4sI4s4s", 24, b"ftyp", b"isom", 512, b"isom", b"mp41")
+    moov = struct.pack(">I4s", 8, b"moov")
+    mdat = struct.pack(">I4s", size - len(ftyp) - len(moov), b"mdat")
+    return ftyp + moov + mdat
 
 
 def build(spec: dict[str, Any]) -> tuple[Any, Plan]:
@@ -81,19 +94,27 @@ def build(spec: dict[str, Any]) -> tuple[Any, Plan]:
             }
         )
 
-    async def big(_request: Request) -> StreamingResponse:
+    def synthetic(size: int) -> StreamingResponse:
         async def body() -> AsyncIterator[bytes]:
+            head = mp4_head(size)
+            yield head
             block = bytes(CHUNK)
-            sent = 0
-            while sent < big_bytes:
-                piece = block[: min(CHUNK, big_bytes - sent)]
+            sent = len(head)
+            while sent < size:
+                piece = block[: min(CHUNK, size - sent)]
                 sent += len(piece)
                 yield piece
 
-        headers = {"Content-Length": str(big_bytes)}
+        headers = {"Content-Length": str(size)}
         return StreamingResponse(body(), media_type="video/mp4", headers=headers)
 
-    routes = {"/_bench/state": bench_state, "/_bench/big": big}
+    async def big(_request: Request) -> StreamingResponse:
+        return synthetic(big_bytes)
+
+    async def small(_request: Request) -> StreamingResponse:
+        return synthetic(1 << 16)
+
+    routes = {"/_bench/state": bench_state, "/_bench/big": big, "/_bench/small": small}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] in routes:
