@@ -323,3 +323,12 @@ def test_expectations_from_quantiles_are_checked():
         Expectation.from_quantiles((1.0, 2.0))
     with pytest.raises(ValueError, match="non-decreasing"):
         Expectation.from_quantiles(tuple(reversed(lognormal_quantiles(30, 0.2))))
+
+
+def test_a_forecast_beyond_what_a_plan_covers_backs_off_instead_of_failing():
+    """Long tasks under a short interval (the sandbox's 0.25 s): the plan is empty, no crash."""
+    quantiles = tuple(1000.0 + 10 * i for i in range(len(QUANTILE_LEVELS)))
+    expected = Expectation.from_quantiles(quantiles)
+    assert check_plan(SANDBOX, quantiles) == ()
+    delay = SANDBOX.next_delay(5.0, expected, 0.5)
+    assert SANDBOX.min_interval <= delay <= SANDBOX.max_interval

@@ -194,6 +194,10 @@ def check_plan(policy: PollPolicy, quantiles: tuple[float, ...]) -> tuple[float,
     n = math.ceil((horizon + gap_s) / step) + 1  # room for a last check after the last end
     grid = [step * i for i in range(n)]
     within = cdf(horizon)
+    if within <= 0:
+        # Every forecast end lies beyond what a plan covers (long tasks, a short interval):
+        # nothing to aim at yet; the back-off past the forecast's window takes over.
+        return ()
     done_mass = [min(1.0, cdf(t) / within) for t in grid]
     # over_t[i]: integral of f(T) / T from 0 to grid[i]; a cell's mass over its midpoint.
     over_t = [0.0] * n

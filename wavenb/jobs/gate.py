@@ -4,8 +4,8 @@ Every submit of a client goes through the same gate, so a batch shares one view 
 account's submit cap instead of each task retrying on its own clock until a retry budget runs
 out (at the default 2 videos a minute, a batch of 8 used to lose 2). The gate:
 
-- waits until the pacer says the next submit may go (``SubmitPacer.delay``), so a batch at the
-  cap meets few 429s;
+- waits until the pacer says the next submit may go (``SubmitPacer.delay``, asked again after
+  every wait), so a batch at the cap meets few 429s (the pacer learns the cap from them);
 - on a 429 (which creates nothing, so waiting it out can never pay twice) tells the pacer and
   tries again, as long as the server's ``Retry-After`` is reasonable (``LONGEST_SUBMIT_WAIT``);
 - on a request that never left the machine (no connection, no free pooled connection) tries
@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from wavenb.api.resources import Predictions
-from wavenb.core.errors import RateLimitError, TransportError
+from wavenb.core.errors import APIError, RateLimitError, TransportError
 from wavenb.core.models import Prediction
 from wavenb.core.pacing import SubmitPacer
 from wavenb.core.runtime import Runtime
@@ -38,6 +38,8 @@ MAX_RATE_LIMITED: Final = 50
 MAX_NOT_SENT: Final = 3
 """How often a submit that never left the machine is tried again."""
 NOT_SENT_PAUSE: Final = 1.0
+PACER_WINDOW: Final = 60.0
+"""WaveSpeed's submit caps are per minute (2 videos a minute at the default account level)."""
 
 
 class SubmitGate:
@@ -46,8 +48,8 @@ class SubmitGate:
     def __init__(self, predictions: Predictions, runtime: Runtime) -> None:
         self._predictions = predictions
         self._runtime = runtime
-        self.pacer = SubmitPacer()
-        """What the gate has learned of the account's submit cap."""
+        self.pacer = SubmitPacer(window=PACER_WINDOW)
+        """What the gate has learned of the account's submit cap (per minute, runtime time)."""
         self.rate_limited = 0
         """429s met by this client's submits (for reports and tests)."""
 
@@ -65,21 +67,22 @@ class SubmitGate:
             TransportError: with ``request_sent`` False, it never left the machine.
             SubmissionUncertain, APIError: as ``Predictions.create``.
         """
-        runtime = self._runtime
+        runtime, pacer = self._runtime, self.pacer
         limited = not_sent = 0
         while True:
-            delay = self.pacer.delay(runtime.clock())
-            if delay > 0:
+            # Ask again after every wait: many submits waiting for one moment must not all
+            # leave at that moment.
+            while (delay := pacer.delay(runtime.clock())) > 0:
                 await on_wait(delay, f"pacing submits: next in {delay:.0f} s")
                 await runtime.sleep(delay)
-            self.pacer.sent(runtime.clock())
             await before_send()
+            pacer.sent(runtime.clock())
             try:
                 prediction = await self._predictions.create(body)
             except RateLimitError as error:
                 self.rate_limited += 1
                 limited += 1
-                self.pacer.limited(runtime.clock(), error.retry_after)
+                pacer.limited(runtime.clock(), error.retry_after)
                 asked = error.retry_after
                 too_long = asked is not None and asked > LONGEST_SUBMIT_WAIT
                 if limited >= MAX_RATE_LIMITED or too_long:
@@ -87,13 +90,24 @@ class SubmitGate:
                 logger.info("wavenb: submit rate limited; waiting %s", _wait_text(asked))
                 continue
             except TransportError as error:
-                if error.request_sent or not_sent >= MAX_NOT_SENT:
+                if error.request_sent:  # not raised for the paid submit; counted as taken
+                    pacer.accepted(runtime.clock())
+                    raise
+                pacer.dropped(runtime.clock())
+                if not_sent >= MAX_NOT_SENT:
                     raise
                 not_sent += 1
                 await on_wait(NOT_SENT_PAUSE, "no connection; trying again (nothing was sent)")
                 await runtime.sleep(NOT_SENT_PAUSE * not_sent)
                 continue
-            self.pacer.accepted(runtime.clock())
+            except APIError:
+                pacer.dropped(runtime.clock())  # refused for another reason: not a cap
+                raise
+            except BaseException:
+                # Uncertain, or cancelled while the request may be out: it may count.
+                pacer.accepted(runtime.clock())
+                raise
+            pacer.accepted(runtime.clock())
             return prediction
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from wavenb.core.errors import PredictionFailed, PredictionTimeout
 from wavenb.core.models import Prediction, Status
 from wavenb.core.phase import phase_of_status
-from wavenb.core.polling import DurationStats, PollPolicy
+from wavenb.core.polling import PollPolicy, Since
 
 if TYPE_CHECKING:
     from wavenb.jobs.job import Job
@@ -38,27 +38,39 @@ async def follow(job: Job, *, timeout: float | None, policy: PollPolicy | None) 
     deadline = None if timeout is None else runtime.clock() + timeout
     if current.status is Status.UNKNOWN:  # a task from elsewhere: learn where it is first
         current = await _check(job, current, deadline, timeout)
-    started = session.started.setdefault(current.id, runtime.clock())
+    submitted = session.started.setdefault(current.id, runtime.clock())
     stats = session.durations
     schedule = session.policy(policy)
-    delay = 0.0
-    running_since = started
+    ratio = job.request.aspect_ratio if job.request is not None else None
+    # The schedule is aimed at the task's run: while the account's slots are full it sits in
+    # "created", and its run has not begun; the last sighting of "created" is the reference.
+    reference, queued = submitted, False
+    previous: float | None = None  # the last check that found it running
+    checked: float | None = None
     while not current.terminal:
+        now = runtime.clock()
         if job.checks and current.status in (Status.CREATED, Status.PENDING):
-            running_since = runtime.clock()
-        running = runtime.clock() - running_since
-        delay = schedule.next_delay(running, stats.expectation(), runtime.random())
+            reference, queued, previous = now, True, None
+        since: Since = "start" if queued else "submit"
+        delay = schedule.next_delay(now - reference, stats.expectation(ratio, since),
+                                    runtime.random())  # fmt: skip
         if deadline is not None:
-            delay = min(delay, max(0.0, deadline - runtime.clock()))
-        await job._emit(phase_of_status(current.status), next_check=delay, eta=_eta(stats, running))
+            delay = min(delay, max(0.0, deadline - now))
+        eta = _eta(stats.typical(ratio, since), now - reference)
+        await job._emit(phase_of_status(current.status), next_check=delay, eta=eta)
         await runtime.sleep(delay)
+        checked = runtime.clock()
         current = await _check(job, current, deadline, timeout)
+        if not current.terminal and current.status not in (Status.CREATED, Status.PENDING):
+            previous = checked
         if not current.terminal and deadline is not None and runtime.clock() >= deadline:
             raise _timed_out(current, timeout)
     job.prediction = current
-    if current.id in session.submitted and current.status.succeeded:
-        # The task ended somewhere within the last interval: count the middle of it.
-        stats.add(runtime.clock() - running_since - delay / 2)
+    if current.id in session.submitted and current.status.succeeded and checked is not None:
+        # It ended between the last check that saw it running and the one that saw it done.
+        start = 0.0 if previous is None else previous - reference
+        stats.observe(run_s=(start, checked - reference), queued_s=reference - submitted,
+                      ratio=ratio)  # fmt: skip
     if not current.status.succeeded:
         reason = current.error or "no reason given"
         raise PredictionFailed(f"task {current.id} {current.status.value}: {reason}", current)
@@ -111,6 +123,5 @@ def _timed_out(current: Prediction, timeout: float | None) -> PredictionTimeout:
     )
 
 
-def _eta(stats: DurationStats, elapsed: float) -> float | None:
-    typical = stats.typical()
+def _eta(typical: float | None, elapsed: float) -> float | None:
     return None if typical is None else max(0.0, typical - elapsed)

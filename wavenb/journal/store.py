@@ -122,7 +122,8 @@ class Journal(Reads):
         self.path: Path = Path(path) if path is not None else data_dir() / "journal.sqlite3"
         self._clock = clock or utc_now
         self._busy_ms = busy_timeout_ms
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._batching = False
         # Last time each task was checked by this process: a completion first seen right after
         # a recent check dates the end well; one seen after a restart does not.
         self._seen: dict[str, datetime] = {}
@@ -458,13 +459,24 @@ class Journal(Reads):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, holding the thread lock.
+        """One write transaction, holding the thread lock (a savepoint inside ``batch``).
 
         ``BEGIN IMMEDIATE`` takes SQLite's write lock up front, waiting per busy_timeout. A
         deferred transaction that reads and then writes could instead fail at once with
         "database is locked" when another process wrote in between.
         """
         with self._lock:
+            if self._batching:
+                # Inside a batch: a savepoint, so a failing write undoes only itself.
+                self._db.execute("SAVEPOINT one_write")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK TO one_write")
+                    self._db.execute("RELEASE one_write")
+                    raise
+                self._db.execute("RELEASE one_write")
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -472,6 +484,36 @@ class Journal(Reads):
             finally:
                 # On any error (even in COMMIT), never leave a transaction open: the next
                 # BEGIN would fail. SQLite may have rolled back already (disk full, say).
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes made inside into one transaction: one commit, one fsync.
+
+        Each write is a savepoint of its own (its failure undoes only it); nothing is durable
+        until the block ends without an error. The journal's writer thread groups the writes
+        queued at once this way (see ``wavenb.journal.writer``).
+
+        Raises:
+            JournalError: the commit failed (every write of the batch is undone).
+        """
+        with self._lock:
+            if self._batching:
+                yield
+                return
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise journal_error(self.path, error) from None
+            self._batching = True
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise journal_error(self.path, error) from None
+            finally:
+                self._batching = False
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
 
