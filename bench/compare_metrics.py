@@ -48,8 +48,8 @@ DESIGNS = {"2x2": (2, 2), "4x1": (4, 1)}
 
 async def one_run(speed: str, design: str, *, metrics: bool, folder: Path) -> dict[str, float]:
     import httpx
+    from wavenb.ab.comparison import compare
     from wavenb.client.async_client import AsyncClient
-    from wavenb.compare.comparison import compare
     from wavenb.journal.store import Journal
     from wavenb.sandbox import SandboxConfig, create_app
 
@@ -59,9 +59,9 @@ async def one_run(speed: str, design: str, *, metrics: bool, folder: Path) -> di
         output_dir=folder / "out", journal=Journal(folder / "journal.sqlite3"),
     )  # fmt: skip
     await client.detect()
-    saved = sys.modules.get("wavenb.compare.metrics")
+    saved = sys.modules.get("wavenb.ab.metrics")
     if not metrics:
-        sys.modules["wavenb.compare.metrics"] = None  # type: ignore[assignment]
+        sys.modules["wavenb.ab.metrics"] = None  # type: ignore[assignment]
     try:
         start = time.perf_counter()
         videos: list[float] = []
@@ -78,9 +78,9 @@ async def one_run(speed: str, design: str, *, metrics: bool, folder: Path) -> di
         settled = time.perf_counter() - start
     finally:
         if saved is not None:
-            sys.modules["wavenb.compare.metrics"] = saved
+            sys.modules["wavenb.ab.metrics"] = saved
         else:
-            sys.modules.pop("wavenb.compare.metrics", None)
+            sys.modules.pop("wavenb.ab.metrics", None)
         await client.aclose()
         app.state.sandbox.close()
     measured = sum(run.metrics is not None for run in cmp.runs)

@@ -47,7 +47,7 @@ def timed(action: Callable[[], object], repeats: int) -> dict[str, float]:
 
 def bench_measure(folder: Path, repeats: int) -> dict[str, Any]:
     from PIL import Image
-    from wavenb.compare.metrics import measure
+    from wavenb.ab.metrics import measure
     from wavenb.sandbox._motion import parse_motion
     from wavenb.sandbox._render import render_video
 
@@ -70,7 +70,7 @@ def bench_measure(folder: Path, repeats: int) -> dict[str, Any]:
 
 def bench_rank(repeats: int) -> dict[str, Any]:
     import numpy as np
-    from wavenb.compare.ranking import rank
+    from wavenb.ab.ranking import rank
 
     rng = np.random.default_rng(1)
     ids = [f"prompt{i}" for i in range(10)]
@@ -87,7 +87,7 @@ def bench_rank(repeats: int) -> dict[str, Any]:
 
 
 def bench_sheets(folder: Path, repeats: int) -> dict[str, Any]:
-    from wavenb.compare.sheets import animated_preview, contact_sheet
+    from wavenb.ab.sheets import animated_preview, contact_sheet
 
     videos = sorted(folder.glob("*.mp4"))
     rows = [(name, videos[:2]) for name in PROMPTS]

@@ -155,9 +155,9 @@ COMPARE_CELLS = [
 BIG_GRID = """\
 from pathlib import Path
 import wavenb
-from wavenb.compare.cells import CellRun
-from wavenb.compare.design import build_design
-from wavenb.compare.engine import Comparison
+from wavenb.ab.cells import CellRun
+from wavenb.ab.design import build_design
+from wavenb.ab.engine import Comparison
 clips = sorted(Path("clips").glob("*.mp4"))
 design = build_design("assets/portrait-astronaut.jpg",
                       {f"P{i}": f"Camera move number {i}, slow and steady" for i in range(10)},

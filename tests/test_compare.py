@@ -21,8 +21,7 @@ import pytest
 from tests.compare_fakes import GORE, WALK, ZOOM, PaidApi, accepted, sandbox_state
 from tests.conftest import API, CANARY_KEY, png_bytes
 from wavenb import BudgetExceeded, InputError, InsufficientCreditsError, Phase, WavenbError
-from wavenb.client.async_client import AsyncClient
-from wavenb.compare.comparison import (
+from wavenb.ab.comparison import (
     ROW_FIELDS,
     Cell,
     CellRun,
@@ -35,7 +34,8 @@ from wavenb.compare.comparison import (
     compare,
     summarize_prompts,
 )
-from wavenb.compare.design import request_hash_of
+from wavenb.ab.design import request_hash_of
+from wavenb.client.async_client import AsyncClient
 from wavenb.jobs.request import prepare
 
 

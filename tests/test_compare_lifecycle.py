@@ -27,10 +27,10 @@ from wavenb import (
     Status,
     Update,
 )
+from wavenb.ab.comparison import Cell, CellRun, Comparison, compare
+from wavenb.ab.design import request_hash_of
+from wavenb.ab.transitions import changes_for, ending_of
 from wavenb.client.async_client import AsyncClient
-from wavenb.compare.comparison import Cell, CellRun, Comparison, compare
-from wavenb.compare.design import request_hash_of
-from wavenb.compare.transitions import changes_for, ending_of
 from wavenb.testing import SandboxFactory
 
 

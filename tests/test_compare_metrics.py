@@ -21,9 +21,8 @@ from PIL import Image
 from tests.compare_fakes import WALK, ZOOM
 from tests.conftest import API, ASSETS, png_bytes
 from wavenb import Phase
-from wavenb.client.async_client import AsyncClient
-from wavenb.compare import measuring
-from wavenb.compare.comparison import (
+from wavenb.ab import measuring
+from wavenb.ab.comparison import (
     METRIC_FIELDS,
     CellRun,
     Comparison,
@@ -31,9 +30,10 @@ from wavenb.compare.comparison import (
     cell_badges,
     compare,
 )
-from wavenb.compare.judging import verdict
-from wavenb.compare.measuring import MISSING_EXTRA
-from wavenb.compare.ranking import rank
+from wavenb.ab.judging import verdict
+from wavenb.ab.measuring import MISSING_EXTRA
+from wavenb.ab.ranking import rank
+from wavenb.client.async_client import AsyncClient
 
 MOVES = {
     "pan_left": "Camera pans left",
@@ -111,7 +111,7 @@ async def test_metrics_are_cached_by_the_videos_digest_beside_the_journal(
 async def test_without_numpy_or_pyav_the_columns_are_missing_and_a_note_says_why(
     portrait: Path, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "wavenb.compare.metrics", None)
+    monkeypatch.setitem(sys.modules, "wavenb.ab.metrics", None)
     cmp = compare(portrait, [WALK, ZOOM], client=client)
     await cmp
     assert [run.status for run in cmp.runs] == [Phase.DOWNLOADED] * 2
@@ -213,7 +213,7 @@ def test_without_numpy_the_summary_says_why_and_keeps_the_numbers(
 ) -> None:
     cmp = finished({"A": "prompt A", "B": "prompt B"}, repeats=1)
     cmp.vote("A/16:9/0", "B/16:9/0")
-    monkeypatch.setitem(sys.modules, "wavenb.compare.ranking", None)
+    monkeypatch.setitem(sys.modules, "wavenb.ab.ranking", None)
     summary = cmp.summary()
     assert str(summary) == "No ranking: ranking needs numpy: pip install 'wavenb[sandbox]'."
     assert summary.ranking is None

@@ -20,9 +20,9 @@ from PIL import Image
 
 from tests.conftest import API, ASSETS, CANARY_KEY, CHROMIUM, CHROMIUM_ARGS
 from wavenb import InputError, Phase, PollPolicy
+from wavenb.ab.comparison import Comparison, compare
+from wavenb.ab.report import highlight_changes, render_report
 from wavenb.client.async_client import AsyncClient
-from wavenb.compare.comparison import Comparison, compare
-from wavenb.compare.report import highlight_changes, render_report
 from wavenb.journal.store import Journal
 from wavenb.sandbox import SandboxConfig, create_app
 

@@ -9,9 +9,9 @@ import pytest
 from tests.conftest import CANARY_KEY, widget_states
 from tests.frontend import Page, recorded_comms
 from wavenb import AsyncClient
-from wavenb.compare.engine import Comparison
-from wavenb.compare.planning import compare
-from wavenb.compare.widget import CompareGrid, Pairwise
+from wavenb.ab.engine import Comparison
+from wavenb.ab.planning import compare
+from wavenb.ab.widget import CompareGrid, Pairwise
 
 pytestmark = pytest.mark.usefixtures(recorded_comms.__name__)
 

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from wavenb.compare.intent import CAMERA_MOVES, requested_moves
-from wavenb.compare.metrics import VideoMetrics, measure, measure_async, measure_cached
+from wavenb.ab.intent import CAMERA_MOVES, requested_moves
+from wavenb.ab.metrics import VideoMetrics, measure, measure_async, measure_cached
 from wavenb.core.types import AspectRatio
 from wavenb.sandbox._motion import parse_motion
 from wavenb.sandbox._render import render_video
@@ -458,7 +458,7 @@ def test_the_measuring_modules_never_import_the_sandbox(module: str) -> None:
 def test_without_the_sandbox_extra_the_import_error_names_it() -> None:
     code = (
         "import sys; sys.modules['av'] = None\n"
-        "try:\n    import wavenb.compare.metrics\n"
+        "try:\n    import wavenb.ab.metrics\n"
         "except ImportError as error:\n    print(error)\n"
     )
     result = subprocess.run(

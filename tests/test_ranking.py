@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from wavenb.compare.ranking import PRIOR_SD, Method, Ranking, rank, summarize, votes_from_ratings
+from wavenb.ab.ranking import PRIOR_SD, Method, Ranking, rank, summarize, votes_from_ratings
 
 IDS = ["A", "B", "C", "D", "E"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wavenb.compare.sheets import animated_preview, contact_sheet
+from wavenb.ab.sheets import animated_preview, contact_sheet
 from wavenb.core.types import AspectRatio
 from wavenb.sandbox._motion import parse_motion
 from wavenb.sandbox._render import render_video

@@ -46,7 +46,7 @@ from wavenb.jobs.job import Job
 from wavenb.journal.rows import JournalRow
 
 if TYPE_CHECKING:  # the lazily loaded names, for type checkers and IDEs
-    from wavenb.compare.comparison import Comparison, compare
+    from wavenb.ab.comparison import Comparison, compare
     from wavenb.studio.widget import Studio
     from wavenb.ui.timeline import plot_timeline
 
@@ -104,8 +104,8 @@ __all__ = [
 
 _LAZY: Final = {
     "Studio": ("wavenb.studio.widget", "notebook"),
-    "compare": ("wavenb.compare.comparison", "notebook"),
-    "Comparison": ("wavenb.compare.comparison", "notebook"),
+    "compare": ("wavenb.ab.comparison", "notebook"),
+    "Comparison": ("wavenb.ab.comparison", "notebook"),
     "plot_timeline": ("wavenb.ui.timeline", "plot"),
 }
 """Names whose modules need an extra (widgets, matplotlib): loaded only when asked for."""
@@ -131,9 +131,7 @@ def __getattr__(name: str) -> object:
             ) from None
         with contextlib.suppress(AttributeError, TypeError):
             value.__module__ = __name__  # reprs say wavenb.Studio
-        # Keep it: importing the module above bound its package (e.g. ``wavenb.compare``, the
-        # subpackage) to this name, which must stay the public function.
-        globals()[name] = value
+        globals()[name] = value  # loaded once: later lookups find it without __getattr__
         return value
     raise AttributeError(f"module 'wavenb' has no attribute {name!r}")
 

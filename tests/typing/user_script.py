@@ -8,8 +8,7 @@ import wavenb
 
 
 def studio() -> wavenb.Studio:
-    widget = wavenb.Studio(image="cat.jpg", prompt="Camera slowly zooms in", aspect_ratio="16:9")
-    return widget
+    return wavenb.Studio(image="cat.jpg", prompt="Camera slowly zooms in", aspect_ratio="16:9")
 
 
 def comparison() -> wavenb.Comparison:

@@ -173,7 +173,7 @@ _GRID_POINTS: Final = 96
 
 
 @functools.lru_cache(maxsize=256)
-def check_plan(policy: PollPolicy, quantiles: tuple[float, ...]) -> tuple[float, ...]:
+def check_plan(policy: PollPolicy, quantiles: tuple[float, ...]) -> tuple[float, ...]:  # noqa: PLR0912  (one dynamic program)
     """The check times (seconds since the reference) that minimise the expected E.
 
     E = checks x lag / (duration / 2), the duration distributed as ``quantiles`` (at

@@ -229,10 +229,7 @@ class Journal(Reads):
         return Reservation(key)
 
     def begin(self, **fields: Any) -> str:  # noqa: ANN401  (the fields of ``reserve``)
-        """Record a submission about to be sent, without joining or a budget; returns its key.
-
-        The short form of ``reserve(..., join=False)`` followed by ``sending()``.
-        """
+        """``reserve(..., join=False)`` then ``sending()``: a row about to be sent; its key."""
         reservation = self.reserve(**fields, join=False)
         assert reservation.key is not None  # noqa: S101  (join=False always makes a row)
         self.sending(reservation.key)

@@ -1,4 +1,4 @@
-// wavenb comparison grid: the front end of wavenb.compare.widget.CompareGrid (anywidget).
+// wavenb comparison grid: the front end of wavenb.ab.widget.CompareGrid (anywidget).
 //
 // A grid may hold a hundred videos. Nothing heavy is widget state: poster frames are asked
 // for (in batches) just before their cells scroll into view, and a video's bytes only when

@@ -11,7 +11,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from wavenb.compare.cells import CellRun
+from wavenb.ab.cells import CellRun
 from wavenb.core.errors import NotFoundError, PredictionFailed, WavenbError
 from wavenb.core.phase import Phase
 from wavenb.jobs.events import Update

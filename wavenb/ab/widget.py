@@ -33,9 +33,9 @@ from wavenb.ui.tasks import spawn
 from wavenb.ui.text import changed_words, money, seconds, short_id
 
 if TYPE_CHECKING:
-    from wavenb.compare.cells import CellRun
-    from wavenb.compare.design import ImageFactor
-    from wavenb.compare.engine import Comparison
+    from wavenb.ab.cells import CellRun
+    from wavenb.ab.design import ImageFactor
+    from wavenb.ab.engine import Comparison
 
 __all__ = ["CompareGrid", "Pairwise", "cell_state", "timeline_png"]
 

@@ -43,7 +43,7 @@ from typing import Any, Final, NamedTuple
 
 from PIL import Image, ImageOps
 
-from wavenb.compare.intent import CAMERA_MOVES, CameraMove, requested_moves
+from wavenb.ab.intent import CAMERA_MOVES, CameraMove, requested_moves
 
 try:
     import av
@@ -51,7 +51,7 @@ try:
     import numpy.typing as npt
 except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        "wavenb.compare.metrics needs PyAV and numpy: pip install 'wavenb[sandbox]'"
+        "wavenb.ab.metrics needs PyAV and numpy: pip install 'wavenb[sandbox]'"
     ) from error
 
 __all__ = ["SourceImage", "VideoMetrics", "measure", "measure_async", "measure_cached"]
@@ -104,7 +104,7 @@ class VideoMetrics:
     motion_match: bool | None
     """Whether ``camera_move`` is one the prompt asked for; ``None`` when it asked for none."""
     requested: tuple[CameraMove, ...]
-    """The moves the prompt asked for (:func:`~wavenb.compare.intent.requested_moves`)."""
+    """The moves the prompt asked for (:func:`~wavenb.ab.intent.requested_moves`)."""
     first_frame_ssim: float | None
     """SSIM (0..1) of the first frame to the source image cover-cropped to the video's size:
     luma, both downsampled by ``round(min(w, h) / 256)`` (as Wang et al. advise), 7x7 box

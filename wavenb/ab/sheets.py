@@ -21,9 +21,9 @@ from PIL import Image, ImageDraw, ImageFont
 try:
     import av
     import numpy as np
-except ImportError as error:  # pragma: no cover - same message as wavenb.compare.metrics
+except ImportError as error:  # pragma: no cover - same message as wavenb.ab.metrics
     raise ImportError(
-        "wavenb.compare.sheets needs PyAV and numpy: pip install 'wavenb[sandbox]'"
+        "wavenb.ab.sheets needs PyAV and numpy: pip install 'wavenb[sandbox]'"
     ) from error
 
 __all__ = ["animated_preview", "contact_sheet"]

@@ -7,7 +7,7 @@ What people say about the videos, and what it adds up to:
 - **thumbs** (👍/👎, ``Comparison.rate``) count as votes too, as ``ranking.votes_from_ratings``
   defines: within one block (same image and ratio), each 👍 cell beats each 👎 cell of another
   prompt;
-- ``rank_prompts`` fits Bradley-Terry scores to all of them (``wavenb.compare.ranking``: by
+- ``rank_prompts`` fits Bradley-Terry scores to all of them (``wavenb.ab.ranking``: by
   default the Laplace approximation of the posterior, normal 95 % intervals);
 - ``Summary`` says in words who leads, by how much, and roughly how many more votes (or
   repeats, judged side by side) would settle it, and keeps the per-prompt numbers.
@@ -26,12 +26,12 @@ from datetime import datetime
 from itertools import combinations
 from typing import TYPE_CHECKING, Final, Literal
 
-from wavenb.compare.cells import CellRun
-from wavenb.compare.design import Design, PromptFactor
+from wavenb.ab.cells import CellRun
+from wavenb.ab.design import Design, PromptFactor
 from wavenb.core.phase import Phase
 
 if TYPE_CHECKING:
-    from wavenb.compare.ranking import Method, Ranking
+    from wavenb.ab.ranking import Method, Ranking
 
 __all__ = [
     "PromptSummary",
@@ -218,7 +218,7 @@ def rank_prompts(
     Raises:
         ImportError: numpy is missing (the ``sandbox`` extra).
     """
-    from wavenb.compare.ranking import rank, votes_from_ratings  # noqa: PLC0415  (numpy)
+    from wavenb.ab.ranking import rank, votes_from_ratings  # noqa: PLC0415  (numpy)
 
     prompt_of = {run.id: run.cell.prompt_id for run in runs}
     wins = [(prompt_of[v.winner], prompt_of[v.loser]) for v in votes if not v.tie]
@@ -249,7 +249,7 @@ def verdict(fitted: Ranking, *, blocks: int) -> str:
     Each more repeat of every prompt, judged side by side, gives one head-to-head of the two
     leaders per block (image x ratio).
     """
-    from wavenb.compare.ranking import summarize as in_words  # noqa: PLC0415  (numpy)
+    from wavenb.ab.ranking import summarize as in_words  # noqa: PLC0415  (numpy)
 
     text = in_words(fitted)
     if len(fitted.prompts) < 2 or fitted.votes == 0:  # noqa: PLR2004

@@ -6,7 +6,7 @@ Each cell is one ``wavenb.Job`` (``wavenb.jobs.job``): a new cell is a ``Job`` o
 ``repeat-n``); a cell whose task exists from before follows it (``Job.following``) and never
 submits. The comparison itself never submits, polls, journals or downloads: it bounds its own
 concurrency (a semaphore of ``concurrency`` cells) and turns each job's ``Update`` into its
-cell's state (``wavenb.compare.transitions``). Rate limits are the client's one submit gate's
+cell's state (``wavenb.ab.transitions``). Rate limits are the client's one submit gate's
 business: a 429 paces the batch there, it does not fail a cell.
 
 Money: the plan's estimate uses ``client.price_per_video``; when the run starts, the quote
@@ -15,7 +15,7 @@ Money: the plan's estimate uses ``client.price_per_video``; when the run starts,
 pay, all before anything is sent. Each job reserves its own budget in the journal.
 
 As soon as a cell's video is on disk, its metrics are measured on a worker thread
-(``wavenb.compare.measuring``), one video at a time, cached by the video's digest.
+(``wavenb.ab.measuring``), one video at a time, cached by the video's digest.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from collections.abc import Coroutine, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from wavenb.compare.board import Board, cache_of, now
-from wavenb.compare.cells import CellRun
-from wavenb.compare.design import Cell, Design
-from wavenb.compare.judging import Vote
-from wavenb.compare.running import Runner
-from wavenb.compare.transitions import changes_for, ending_of
+from wavenb.ab.board import Board, cache_of, now
+from wavenb.ab.cells import CellRun
+from wavenb.ab.design import Cell, Design
+from wavenb.ab.judging import Vote
+from wavenb.ab.running import Runner
+from wavenb.ab.transitions import changes_for, ending_of
 from wavenb.core.errors import BudgetExceeded, InputError, WavenbError
 from wavenb.core.phase import Phase
 from wavenb.jobs.events import Update
@@ -42,8 +42,8 @@ from wavenb.jobs.job import Job
 from wavenb.ui.tasks import spawn
 
 if TYPE_CHECKING:
+    from wavenb.ab.widget import CompareGrid, Pairwise
     from wavenb.client.async_client import AsyncClient
-    from wavenb.compare.widget import CompareGrid, Pairwise
 
 __all__ = ["Comparison", "cache_of"]
 
@@ -61,7 +61,7 @@ class Comparison(Board):
     Made by ``compare()`` (which plans and starts it) or ``Comparison.load()`` (a saved one,
     no API call). Display it in a notebook to see the live grid; ``await`` it (or ``wait()``)
     to have every cell finished and measured. What it holds and how it reads (rows, summary,
-    rank, votes, save) is ``wavenb.compare.board.Board``; running is here.
+    rank, votes, save) is ``wavenb.ab.board.Board``; running is here.
     """
 
     def __init__(
@@ -407,7 +407,7 @@ class Comparison(Board):
         Pairs differ in the prompt only; order and sides are random but fixed by ``seed``.
         Each pick is a ``vote`` (or a ``tie``) and counts in ``rank()`` and ``summary()``.
         """
-        from wavenb.compare.widget import Pairwise  # noqa: PLC0415  (ipywidgets is heavy: lazy)
+        from wavenb.ab.widget import Pairwise  # noqa: PLC0415  (ipywidgets is heavy: lazy)
 
         return Pairwise(self, seed=seed)
 
@@ -415,7 +415,7 @@ class Comparison(Board):
     def widget(self) -> CompareGrid:
         """The live grid (made on first use; displaying the comparison shows it)."""
         if self._widget is None:
-            from wavenb.compare.widget import CompareGrid  # noqa: PLC0415  (ipywidgets is heavy)
+            from wavenb.ab.widget import CompareGrid  # noqa: PLC0415  (ipywidgets is heavy)
 
             self._widget = CompareGrid(self)
         return self._widget

@@ -17,8 +17,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from wavenb.compare.cells import CellRun
-from wavenb.compare.design import Design, ImageFactor
+from wavenb.ab.cells import CellRun
+from wavenb.ab.design import Design, ImageFactor
 from wavenb.core.errors import NotFoundError
 from wavenb.core.images import PreparedImage
 from wavenb.core.models import Video

@@ -1,7 +1,7 @@
 """The cell cache: what a comparison remembers of a cell that the journal does not hold.
 
 The journal is the truth about every cell's task (status, output, file, timings, cost): a cell
-finds its task there by its request hash (``wavenb.compare.design.request_hash_of``). The cell
+finds its task there by its request hash (``wavenb.ab.design.request_hash_of``). The cell
 cache keeps the rest, per ``Cell.key``, in one small JSON file per key in
 ``<journal folder>/compare-cells/``: the rating and note, the wall time, when processing was
 first seen (both about one task, named by its prediction id), and the video's SHA-256 (the key
@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from wavenb.compare.cells import Rating, iso, parse_time, rating_of
+from wavenb.ab.cells import Rating, iso, parse_time, rating_of
 
 __all__ = ["CacheRecord", "CellCache", "write_atomic"]
 

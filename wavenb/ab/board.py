@@ -3,7 +3,7 @@
 ``Board`` is everything a ``Comparison`` holds and says, apart from running it: the cells'
 ``CellRun``s (changed only through ``_set``, which tells the watchers), votes and ratings,
 ``rows`` / ``to_pandas()``, ``summary()`` / ``rank()``, and ``save`` / ``load``. A loaded
-comparison needs no client until a cell is run again. ``wavenb.compare.engine.Comparison``
+comparison needs no client until a cell is run again. ``wavenb.ab.engine.Comparison``
 adds the running and the views (the grid, the blind pairs).
 """
 
@@ -17,17 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
-from wavenb.compare import judging
-from wavenb.compare.cache import CacheRecord, CellCache
-from wavenb.compare.cells import METRIC_FIELDS, ROW_FIELDS, CellRun, Estimate, Rating
-from wavenb.compare.design import Cell, Design
-from wavenb.compare.judging import Summary, Vote
-from wavenb.compare.measuring import Measurer
+from wavenb.ab import judging
+from wavenb.ab.cache import CacheRecord, CellCache
+from wavenb.ab.cells import METRIC_FIELDS, ROW_FIELDS, CellRun, Estimate, Rating
+from wavenb.ab.design import Cell, Design
+from wavenb.ab.judging import Summary, Vote
+from wavenb.ab.measuring import Measurer
 from wavenb.core.errors import InputError
 
 if TYPE_CHECKING:
+    from wavenb.ab.ranking import Method
     from wavenb.client.async_client import AsyncClient
-    from wavenb.compare.ranking import Method
 
 __all__ = ["Board", "Listener", "cache_of"]
 
@@ -327,7 +327,7 @@ class Board:
         Raises:
             OSError: the folder cannot be written.
         """
-        from wavenb.compare import manifest  # noqa: PLC0415  (only saving needs it)
+        from wavenb.ab import manifest  # noqa: PLC0415  (only saving needs it)
 
         target = Path(directory).expanduser()
         manifest.write(
@@ -348,7 +348,7 @@ class Board:
         Raises:
             InputError: the folder holds no comparison manifest, or one of another format.
         """
-        from wavenb.compare import manifest  # noqa: PLC0415  (only loading needs it)
+        from wavenb.ab import manifest  # noqa: PLC0415  (only loading needs it)
 
         saved = manifest.read(Path(directory).expanduser())
         backend: Literal["sandbox", "api"] = "sandbox" if saved.backend == "sandbox" else "api"

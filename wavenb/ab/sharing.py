@@ -1,7 +1,7 @@
 """The pictures a saved comparison shares: one contact sheet, and an animated preview per cell.
 
 ``export_sheet`` draws ``contact-sheet.png`` (one row per prompt, a few frames of each of its
-videos; ``wavenb.compare.sheets.contact_sheet``) and ``export_previews`` writes
+videos; ``wavenb.ab.sheets.contact_sheet``) and ``export_previews`` writes
 ``previews/<n>-<cell>.webp`` (a small looping WebP per video; the report uses them as the
 videos' posters and anyone can drop them in a chat or a slide). Both need numpy and PyAV;
 without them, or for a video that cannot be decoded, they return a note instead of failing the
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from wavenb.compare.cells import CellRun
-from wavenb.compare.design import Design
+from wavenb.ab.cells import CellRun
+from wavenb.ab.design import Design
 
 __all__ = ["CONTACT_SHEET", "PREVIEWS", "export_previews", "export_sheet", "slug"]
 
@@ -40,7 +40,7 @@ def export_sheet(
     four frames each (two, then one, when that many do not fit readably).
     """
     try:
-        from wavenb.compare.sheets import contact_sheet  # noqa: PLC0415  (numpy, PyAV)
+        from wavenb.ab.sheets import contact_sheet  # noqa: PLC0415  (numpy, PyAV)
     except ImportError:
         return None, NO_PICTURES
     rows = []
@@ -79,7 +79,7 @@ def export_previews(
     has a preview (a loaded comparison) has it copied, not drawn again.
     """
     try:
-        from wavenb.compare.sheets import animated_preview  # noqa: PLC0415  (numpy, PyAV)
+        from wavenb.ab.sheets import animated_preview  # noqa: PLC0415  (numpy, PyAV)
     except ImportError:
         return {}, NO_PICTURES
     made: dict[str, str] = {}

@@ -2,9 +2,9 @@
 
 As soon as a cell's video is on disk, the comparison asks ``Measurer.measure`` for its
 metrics. The request goes to this process's one measuring thread (one video at a time), which
-hands it to a helper process, ``python -m wavenb.compare.measuring`` (started on first use,
+hands it to a helper process, ``python -m wavenb.ab.measuring`` (started on first use,
 kept for the next videos, ended with this process): the helper decodes and measures the video
-(``wavenb.compare.metrics``) at idle CPU priority (``SCHED_IDLE`` on Linux, else ``nice`` 19).
+(``wavenb.ab.metrics``) at idle CPU priority (``SCHED_IDLE`` on Linux, else ``nice`` 19).
 
 Why a helper process rather than the thread measuring itself: a comparison's cells render
 (on a local sandbox), download and are polled on the kernel's own loop. Measuring in a thread
@@ -16,7 +16,7 @@ can be started (an embedded interpreter with no ``python`` to run), the thread m
 at a lower priority.
 
 Results are cached by the video's SHA-256 under ``<journal folder>/metrics/``
-(``wavenb.compare.metrics.measure_cached``), so a comparison run again, or reloaded, measures
+(``wavenb.ab.metrics.measure_cached``), so a comparison run again, or reloaded, measures
 nothing twice. The metrics need numpy and PyAV (the ``sandbox`` extra): without them the
 comparison shows missing values with ``MISSING_EXTRA`` as its note.
 """
@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Final
 
-from wavenb.compare.cells import CellMetrics, CellRun
+from wavenb.ab.cells import CellMetrics, CellRun
 from wavenb.journal.rows import sha256_file
 
 __all__ = ["MISSING_EXTRA", "Measurer", "measure_cell"]
@@ -77,7 +77,7 @@ def measure_cell(
         FileNotFoundError, ValueError, av.error.FFmpegError: the file is missing or is not a
             decodable video.
     """
-    from wavenb.compare.metrics import measure, measure_cached  # noqa: PLC0415  (numpy, PyAV)
+    from wavenb.ab.metrics import measure, measure_cached  # noqa: PLC0415  (numpy, PyAV)
 
     digest = sha256 if sha256 is not None else sha256_file(path)[0]
     if cache_dir is None:
@@ -152,7 +152,7 @@ def _measure_elsewhere(
         ImportError: numpy or PyAV is missing here. ValueError: as ``measure_cell``, or the
             helper ended or timed out while measuring.
     """
-    importlib.import_module("wavenb.compare.metrics")  # ImportError here: nothing to start
+    importlib.import_module("wavenb.ab.metrics")  # ImportError here: nothing to start
     request = {
         "path": str(path), "sha256": sha256, "prompt": prompt,
         "cache_dir": None if cache_dir is None else str(cache_dir),
@@ -169,7 +169,7 @@ def _measure_elsewhere(
 
 
 class _Helper:
-    """The helper process (``python -m wavenb.compare.measuring``), one per process."""
+    """The helper process (``python -m wavenb.ab.measuring``), one per process."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[str] | None = None
@@ -214,7 +214,7 @@ class _Helper:
         path = os.pathsep.join(entry for entry in sys.path if entry)
         try:
             self._process = subprocess.Popen(  # this interpreter, running a module of ours
-                [sys.executable, "-m", "wavenb.compare.measuring"],
+                [sys.executable, "-m", "wavenb.ab.measuring"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
                 env={**os.environ, "PYTHONPATH": path},
             )  # fmt: skip

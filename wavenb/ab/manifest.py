@@ -4,7 +4,7 @@ The folder holds everything needed to look at the comparison again with no kerne
 call, and to zip and share it::
 
     manifest.json       the design, every cell (row, metrics, badges), votes, summary, ranking
-    report.html         opens in any browser (``wavenb.compare.report``)
+    report.html         opens in any browser (``wavenb.ab.report``)
     videos/             the MP4s, ``01-A-auto-0.mp4`` ...
     images/             the source images
     previews/           an animated WebP per video (the report's posters)
@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from wavenb.compare.cache import write_atomic
-from wavenb.compare.cells import CellMetrics, CellRun, iso, parse_time, rating_of
-from wavenb.compare.design import Cell, Design, ImageFactor, PromptFactor
-from wavenb.compare.judging import Summary, Vote
-from wavenb.compare.report import write_report
-from wavenb.compare.sharing import export_previews, export_sheet, slug
+from wavenb.ab.cache import write_atomic
+from wavenb.ab.cells import CellMetrics, CellRun, iso, parse_time, rating_of
+from wavenb.ab.design import Cell, Design, ImageFactor, PromptFactor
+from wavenb.ab.judging import Summary, Vote
+from wavenb.ab.report import write_report
+from wavenb.ab.sharing import export_previews, export_sheet, slug
 from wavenb.core import protocol
 from wavenb.core.errors import InputError
 from wavenb.core.images import PreparedImage

@@ -1,7 +1,7 @@
 """Read which camera move a prompt asks for, in the labels the metrics measure.
 
 :func:`requested_moves` answers "what should the camera do?" so a measured move can be checked
-against it (:attr:`~wavenb.compare.metrics.VideoMetrics.motion_match`). It is deliberately
+against it (:attr:`~wavenb.ab.metrics.VideoMetrics.motion_match`). It is deliberately
 narrower than the sandbox's own reader (which must always produce *some* motion): a prompt that
 says nothing about the camera asks for nothing, and the answer is an empty set, not a default.
 

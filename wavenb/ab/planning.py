@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from wavenb.compare.cache import CacheRecord
-from wavenb.compare.cells import CellRun, Estimate
-from wavenb.compare.design import (
+from wavenb.ab.cache import CacheRecord
+from wavenb.ab.cells import CellRun, Estimate
+from wavenb.ab.design import (
     Cell,
     Design,
     ImagesInput,
@@ -25,7 +25,7 @@ from wavenb.compare.design import (
     build_design,
     request_hash_of,
 )
-from wavenb.compare.engine import Comparison, cache_of
+from wavenb.ab.engine import Comparison, cache_of
 from wavenb.core.errors import BudgetExceeded, InputError
 from wavenb.core.phase import Phase
 from wavenb.core.types import MODEL_ID, AspectRatio

@@ -22,8 +22,8 @@ This module is the front door: it gathers the public names of the modules above.
 
 from __future__ import annotations
 
-from wavenb.compare.cache import CacheRecord, CellCache
-from wavenb.compare.cells import (
+from wavenb.ab.cache import CacheRecord, CellCache
+from wavenb.ab.cells import (
     METRIC_FIELDS,
     ROW_FIELDS,
     CellMetrics,
@@ -32,7 +32,7 @@ from wavenb.compare.cells import (
     Rating,
     cell_badges,
 )
-from wavenb.compare.design import (
+from wavenb.ab.design import (
     Cell,
     Design,
     ImageFactor,
@@ -40,8 +40,8 @@ from wavenb.compare.design import (
     build_design,
     cell_key,
 )
-from wavenb.compare.engine import Comparison
-from wavenb.compare.judging import (
+from wavenb.ab.engine import Comparison
+from wavenb.ab.judging import (
     PromptSummary,
     Summary,
     Vote,
@@ -50,7 +50,7 @@ from wavenb.compare.judging import (
     summarize,
     summarize_prompts,
 )
-from wavenb.compare.planning import compare
+from wavenb.ab.planning import compare
 
 __all__ = [
     "METRIC_FIELDS",

@@ -5,7 +5,7 @@ cross product, so that each video differs from its neighbours in one factor only
 has two identities:
 
 - ``Cell.key`` (``cell_key``): which cell of which comparison it is, for what only the
-  comparison keeps (ratings, notes, wall time; ``wavenb.compare.cache``);
+  comparison keeps (ratings, notes, wall time; ``wavenb.ab.cache``);
 - its journal request (``request_hash_of``): repeat 0 is exactly the request a plain
   ``generate`` of the same image, prompt and ratio makes (so each reuses and joins the
   other), and repeat ``n`` adds the variant ``"repeat-n"`` (a *different* video of the same

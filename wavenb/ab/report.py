@@ -1,6 +1,6 @@
 """The saved report of a comparison: one HTML page that opens with no kernel.
 
-Pure functions from a saved manifest (``wavenb.compare.manifest``) to HTML text, plus
+Pure functions from a saved manifest (``wavenb.ab.manifest``) to HTML text, plus
 ``write_report``. The page is self-contained: CSS and a small script inline, everything else
 by relative path (``videos/…``, ``images/…``, ``previews/…``, ``contact-sheet.png``), so the
 saved folder opens in any browser and can be zipped or moved whole. Everything user-supplied

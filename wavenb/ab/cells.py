@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from wavenb.compare.design import Cell
+from wavenb.ab.design import Cell
 from wavenb.core.phase import Phase
 
 if TYPE_CHECKING:
-    from wavenb.compare.metrics import VideoMetrics
+    from wavenb.ab.metrics import VideoMetrics
 
 __all__ = [
     "METRIC_FIELDS",
@@ -35,7 +35,7 @@ METRIC_FIELDS: Final = (
     "camera_move", "motion_match", "motion_dx", "motion_dy", "motion_zoom", "motion_rotation",
     "motion_magnitude", "first_frame_ssim", "flicker", "sharpness",
 )  # fmt: skip
-"""The measured columns of ``rows`` / ``to_pandas()`` (see ``wavenb.compare.metrics``)."""
+"""The measured columns of ``rows`` / ``to_pandas()`` (see ``wavenb.ab.metrics``)."""
 
 ROW_FIELDS: Final = (
     "cell_id", "image", "prompt_id", "prompt", "aspect_ratio", "repeat", "prediction_id",
@@ -47,7 +47,7 @@ ROW_FIELDS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class CellMetrics:
-    """What the pixels of a cell's video measured (``wavenb.compare.metrics.VideoMetrics``)."""
+    """What the pixels of a cell's video measured (``wavenb.ab.metrics.VideoMetrics``)."""
 
     camera_move: str
     """``pan_left`` ... ``static``: the dominant camera move seen."""

@@ -1,1 +1,0 @@
-"""Prompt A/B comparisons: design, run, judge, measure, report."""
