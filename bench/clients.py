@@ -95,18 +95,23 @@ class Ticker:
 
 
 def wavenb_policy(spec: dict[str, Any]) -> Any:
-    """The real API's schedule, as shipped, time-scaled like the server."""
+    """The real API's schedule, as shipped (the client's runtime scales it like the server)."""
     from wavenb.core.polling import REAL_API
 
-    return REAL_API.scaled(spec["scale"])
+    return REAL_API
 
 
 async def wavenb_main(spec: dict[str, Any]) -> dict[str, Any]:
-    from wavenb import AsyncClient
+    from wavenb import AsyncClient, Runtime
 
     out = Path(tempfile.mkdtemp(prefix="wavenb-bench-out-"))
     policy = wavenb_policy(spec)
-    client = AsyncClient(spec["key"], spec["base_url"], poll=policy, output_dir=out)
+    # Every clock of the client scaled like the server's: its poll schedule, its retry pauses
+    # and its submit pacer's one-minute window (a real-time window could not learn a cap that
+    # the server counts in scaled minutes).
+    runtime = Runtime.scaled(spec["scale"]) if spec["scale"] < 1 else Runtime()
+    client = AsyncClient(spec["key"], spec["base_url"], poll=policy, output_dir=out,
+                         runtime=runtime)
     jobs: list[dict[str, Any]] = []
     ticker = Ticker()
     ticker.start()
