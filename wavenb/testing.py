@@ -4,12 +4,12 @@ Installing wavenb registers this plugin with pytest (entry point ``pytest11``; s
 with ``-p no:wavenb``). Its fixtures need the sandbox extra (``pip install 'wavenb[sandbox]'``):
 
 ==========================  =================================================================
-``wavenb_sandbox``          a :class:`Sandbox`: a fresh in-process sandbox, with an
+``wavenb_sandbox``          a ``Sandbox``: a fresh in-process sandbox, with an
                             ``AsyncClient`` (``.client``) and a blocking ``Client``
                             (``.sync_client``) bound to it
 ``wavenb_sandbox_url``      the URL of a sandbox served over HTTP on 127.0.0.1 (a free port),
                             for code that builds its own client; nothing global points at it
-``wavenb_sandbox_factory``  a :class:`SandboxFactory`: more sandboxes, with other settings
+``wavenb_sandbox_factory``  a ``SandboxFactory``: more sandboxes, with other settings
                             (``submit_rate``, ``api_keys``, ``max_concurrent``, ``faults``...)
 ``wavenb_offline``          the isolation all of the above use, alone
 ==========================  =================================================================
@@ -33,7 +33,7 @@ after the test.
         assert wavenb_sandbox.state.accepted == 1              # the sandbox's counters
 
     def test_rate_limit(wavenb_sandbox_factory):               # a plain test works too
-        sandbox = wavenb_sandbox_factory(submit_rate=(1, 60.0))
+        sandbox = wavenb_sandbox_factory(submit_rate=(1, 600.0))
         sandbox.sync_client.submit("cat.jpg", "Camera slowly zooms in")
         with pytest.raises(wavenb.RateLimitError):
             sandbox.sync_client.submit("cat.jpg", "Camera pans left")
@@ -68,10 +68,11 @@ sandbox has the real API's shape, and replays with no sandbox, no key and no net
     $ pytest --block-network        # CI: replays it (the default record mode is "none")
 
 While a ``vcr`` test records, wavenb's waits are real (a few polls per task, not hundreds); in
-replays they are zero and every recorded answer is played once, in order. Never set
-``allow_playback_repeats``. Record with ``wavenb_sandbox``, not ``wavenb_sandbox_url`` (its port
-changes from run to run). To record the real API instead (it costs $0.50 a video), read the key
-at import (these fixtures unset it) and give your code a real client while recording::
+replays they are scaled like any test's, and every recorded answer is played once, in order.
+Never set ``allow_playback_repeats``. Record with ``wavenb_sandbox``, not ``wavenb_sandbox_url``
+(its port changes from run to run). To record the real API instead (it costs $0.50 a video),
+read the key at import (these fixtures unset it) and give your code a real client while
+recording::
 
     REAL_KEY = os.environ.get("WAVESPEED_API_KEY")
 
@@ -176,7 +177,7 @@ class SandboxFactory:
     defaults, ``speed="instant"`` and ``duration=1.0``). Everything made is stopped after the
     test.
 
-        limited = wavenb_sandbox_factory(submit_rate=(1, 60.0))   # 429 after one submit
+        limited = wavenb_sandbox_factory(submit_rate=(1, 600.0))  # a 429 after one submit
         locked = wavenb_sandbox_factory(api_keys=frozenset({"k"}), api_key="bad")   # 401
         url, app = wavenb_sandbox_factory.serve(max_concurrent=2)  # over HTTP, 2 at once
     """
@@ -289,7 +290,7 @@ def wavenb_offline(
 
 @pytest.fixture
 def wavenb_sandbox_factory(wavenb_offline: Path, tmp_path: Path) -> Iterator[SandboxFactory]:
-    """Make sandboxes with other settings: ``wavenb_sandbox_factory(submit_rate=(1, 60.0))``."""
+    """Make sandboxes with other settings: ``wavenb_sandbox_factory(submit_rate=(1, 600.0))``."""
     factory = SandboxFactory(tmp_path / "wavenb-sandboxes")
     try:
         yield factory

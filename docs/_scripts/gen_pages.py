@@ -7,6 +7,9 @@
   A renamed, added or removed public name changes the pages with no edit here.
 - ``reference/errors.md``: the exception tree, from ``wavenb.core.errors``' module docstring.
 - ``reference/cli.md``: every subcommand and option, from ``wavenb.cli.main._parser()``.
+- ``reference/configuration.md``: the environment variables, from ``wavenb.core.config``'s
+  module docstring, and the client's arguments, from ``AsyncClient``'s docstring and
+  ``ClientOptions`` (names, types, descriptions).
 - ``changelog.md``: CHANGELOG.md, as is.
 - ``assets/screenshots/``: the screenshots the real-browser tests took (notebooks/assets/).
 
@@ -199,6 +202,50 @@ def cli_page() -> str:
     return "\n".join(out)
 
 
+def configuration_page() -> str:
+    """The environment variables and the client's arguments, read from the code."""
+    config = griffe.load("wavenb.core.config", search_paths=[str(ROOT)])
+    module = griffe.load("wavenb.client.async_client", search_paths=[str(ROOT)])
+    client, options = module["AsyncClient"], module["ClientOptions"]
+    intro = config.docstring.value.strip() if config.docstring else ""
+    title, _, body = intro.partition("\n\n")
+    out = ["# Configuration", "", title, "", "## Environment variables", "", body, ""]
+    out += [
+        "## Client arguments",
+        "",
+        "`AsyncClient(api_key=None, base_url=None, **options)` and `Client(...)` take the same",
+        "arguments; the environment fills in what is not given. See",
+        "[`AsyncClient`](api/classes/AsyncClient.md) for each method.",
+        "",
+        "| argument | type | what it does |",
+        "|---|---|---|",
+    ]
+    parameters = _docstring_parameters(client)
+    for name in ("api_key", "base_url"):
+        out.append(f"| `{name}` | `str | None` | {_cell(parameters.get(name, ''))} |")
+    for name, member in options.members.items():
+        kind = str(member.annotation)  # a pipe in a code span does not split the cell
+        text = member.docstring.value if member.docstring else ""
+        out.append(f"| `{name}` | `{kind}` | {_cell(text)} |")
+    return "\n".join([*out, ""])
+
+
+def _docstring_parameters(obj: griffe.Object | griffe.Alias) -> dict[str, str]:
+    """The ``Args:`` section of a docstring: name -> description."""
+    if obj.docstring is None:
+        return {}
+    found: dict[str, str] = {}
+    for section in obj.docstring.parse("google"):
+        if section.kind is griffe.DocstringSectionKind.parameters:
+            found |= {item.name: item.description for item in section.value}
+    return found
+
+
+def _cell(text: str) -> str:
+    """Docstring text as one Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def _subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -228,6 +275,8 @@ def main() -> None:
         page.write(errors_page(names))
     with mkdocs_gen_files.open("reference/cli.md", "w") as page:
         page.write(cli_page())
+    with mkdocs_gen_files.open("reference/configuration.md", "w") as page:
+        page.write(configuration_page())
     with mkdocs_gen_files.open("changelog.md", "w") as page:
         page.write((ROOT / "CHANGELOG.md").read_text(encoding="utf-8"))
     for shot in sorted((ROOT / "notebooks" / "assets" / "screenshots").glob("*.jpg")):

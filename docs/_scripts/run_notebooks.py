@@ -48,8 +48,9 @@ STILL_WIDTH = 480
 """Width in pixels of the still that stands in for a video."""
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
-SCREENSHOTS = {"<Studio": "studio.jpg", "<Comparison": "compare.jpg"}
-"""Widgets by repr, and their screenshot in the site (copied from notebooks/assets/screenshots)."""
+SCREENSHOTS = {"<Studio": "studio-jupyterlab.jpg", "<Comparison": "compare-2x2.jpg"}
+"""Widgets by repr, and their screenshot in the site (copied from notebooks/assets/screenshots,
+where tests/test_browser.py saves them)."""
 VIDEO_PATH = re.compile(r"path=(\S+\.mp4)>")
 UNSET = ("WAVESPEED_API_KEY", "WAVENB_BASE_URL", "WAVESPEED_BASE_URL", "WAVENB_MAX_SPEND")
 

@@ -14,8 +14,9 @@ Money: the plan's estimate uses ``client.price_per_video``; when the run starts,
 ``max_cost`` is checked again, and ``client.check_balance`` refuses a batch the account cannot
 pay, all before anything is sent. Each job reserves its own budget in the journal.
 
-As soon as a cell's video is on disk, its metrics are measured on a worker thread
-(``wavenb.ab.measuring``), one video at a time, cached by the video's digest.
+As soon as a cell's video is on disk, its metrics are measured off the event loop (in a helper
+process at idle CPU priority, ``wavenb.ab.measuring``), one video at a time, cached by the
+video's digest.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Read which camera move a prompt asks for, in the labels the metrics measure.
 
-:func:`requested_moves` answers "what should the camera do?" so a measured move can be checked
-against it (:attr:`~wavenb.ab.metrics.VideoMetrics.motion_match`). It is deliberately
+``requested_moves`` answers "what should the camera do?" so a measured move can be checked
+against it (``wavenb.ab.metrics.VideoMetrics.motion_match``). It is deliberately
 narrower than the sandbox's own reader (which must always produce *some* motion): a prompt that
 says nothing about the camera asks for nothing, and the answer is an empty set, not a default.
 
@@ -44,7 +44,7 @@ CameraMove = Literal[
 CAMERA_MOVES: Final[tuple[CameraMove, ...]] = (
     "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "orbit", "static",
 )  # fmt: skip
-"""Every :data:`CameraMove`, in the order answers are given."""
+"""Every ``CameraMove``, in the order answers are given."""
 
 _Axis = Literal["pan", "tilt", "zoom", "orbit"]
 
@@ -132,7 +132,7 @@ def requested_moves(prompt: str) -> frozenset[CameraMove]:
     leaves the direction open ("slow pan": left or right); a video matches when its measured
     move is any of them. Never raises.
 
-    Example:
+    Examples:
         >>> sorted(requested_moves("Gentle camera pan to the right, then zoom in"))
         ['pan_right', 'zoom_in']
         >>> requested_moves("The model walks forward slowly")

@@ -1,6 +1,6 @@
 """Measure a generated video from its pixels: camera move, fidelity, flicker, sharpness.
 
-:func:`measure` decodes an MP4 once (PyAV, threaded; numpy) into :class:`VideoMetrics`. The
+``measure`` decodes an MP4 once (PyAV, threaded; numpy) into ``VideoMetrics``. The
 camera move comes from the frames; the prompt only says what was asked for. Needs the
 ``sandbox`` extra.
 
@@ -86,7 +86,7 @@ _NOT_PIXELS: Final = frozenset({"motion_match", "requested", "first_frame_ssim"}
 
 @dataclass(frozen=True, slots=True)
 class VideoMetrics:
-    """What :func:`measure` read from one video's pixels."""
+    """What ``measure`` read from one video's pixels."""
 
     camera_move: CameraMove
     """The dominant global camera move (see the module docstring for how it is decided)."""
@@ -104,7 +104,7 @@ class VideoMetrics:
     motion_match: bool | None
     """Whether ``camera_move`` is one the prompt asked for; ``None`` when it asked for none."""
     requested: tuple[CameraMove, ...]
-    """The moves the prompt asked for (:func:`~wavenb.ab.intent.requested_moves`)."""
+    """The moves the prompt asked for (``wavenb.ab.intent.requested_moves``)."""
     first_frame_ssim: float | None
     """SSIM (0..1) of the first frame to the source image cover-cropped to the video's size:
     luma, both downsampled by ``round(min(w, h) / 256)`` (as Wang et al. advise), 7x7 box
@@ -158,7 +158,7 @@ def measure(
         av.error.FFmpegError: if FFmpeg cannot read it.
         PIL.UnidentifiedImageError: if ``source`` is not an image Pillow reads.
 
-    Example:
+    Examples:
         >>> m = measure("out/demo.mp4", prompt="pan right")  # doctest: +SKIP
         >>> m.camera_move, m.motion_match  # doctest: +SKIP
         ('pan_right', True)
@@ -177,7 +177,7 @@ def measure_cached(
     source: SourceImage | None = None,
     prompt: str | None = None,
 ) -> VideoMetrics:
-    """:func:`measure`, remembered in ``cache_dir/<sha256>.json`` (e.g. ``<data dir>/metrics``).
+    """``measure``, remembered in ``cache_dir/<sha256>.json`` (e.g. ``<data dir>/metrics``).
 
     ``sha256`` is the video's digest as the journal has it (trusted, not recomputed). The file
     keeps the pixel measures and one SSIM per source image digest; the prompt's match is
@@ -185,7 +185,7 @@ def measure_cached(
     again and replaced; writes are atomic renames, so two kernels may share the folder.
 
     Raises:
-        ValueError: if ``sha256`` is not 64 lowercase hex digits; otherwise as :func:`measure`.
+        ValueError: if ``sha256`` is not 64 lowercase hex digits; otherwise as ``measure``.
         OSError: if the cache folder cannot be created or written.
 
     """
@@ -212,7 +212,7 @@ async def measure_async(
 ) -> VideoMetrics:
     """Measure on a worker thread, so the event loop (a kernel's) stays free.
 
-    Runs :func:`measure`, or :func:`measure_cached` given ``sha256`` and ``cache_dir``.
+    Runs ``measure``, or ``measure_cached`` given ``sha256`` and ``cache_dir``.
 
     Raises:
         ValueError: if only one of ``sha256`` and ``cache_dir`` is given; else as they do.
@@ -330,7 +330,7 @@ def _luma_plane(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
 
 
 def _shrink(luma: npt.NDArray[np.uint8]) -> _F32:
-    """Luma box-averaged down to about :data:`_WORK_SIDE` on the long side, sides even."""
+    """Luma box-averaged down to about ``_WORK_SIDE`` on the long side, sides even."""
     small = np.asarray(Image.fromarray(luma).reduce(max(1, max(luma.shape) // _WORK_SIDE)))
     return small[: small.shape[0] // 2 * 2, : small.shape[1] // 2 * 2].astype(np.float32)
 

@@ -72,7 +72,7 @@ def compare(
         InputError: a bad image, prompt, ratio or count (nothing was sent).
         BudgetExceeded: the new cells would cost more than ``max_cost`` (nothing was sent).
 
-    Example:
+    Examples:
         >>> cmp = compare("model.jpg", {"A": "The model walks forward slowly",  # doctest: +SKIP
         ...                             "B": "Camera slowly zooms in"}, repeats=2)
         >>> cmp                                       # the live grid

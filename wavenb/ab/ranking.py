@@ -11,7 +11,7 @@ What counts as a vote:
 
 * A blind side-by-side choice: ``(winner, loser)``; a tie counts half a win each way
   (``ties=[(a, b)]``).
-* Thumbs (:func:`votes_from_ratings`): within one *block* (the same image and aspect ratio,
+* Thumbs (``votes_from_ratings``): within one *block* (the same image and aspect ratio,
   so the videos differ in the prompt only), each 👍 cell beats each 👎 cell of *another*
   prompt. Two 👍 (or two 👎) say nothing about which is better, and a prompt is never
   compared with itself.
@@ -56,7 +56,7 @@ _EVEN: Final = 1e-9
 
 @dataclass(frozen=True, slots=True)
 class RankedPrompt:
-    """One prompt's place in a :class:`Ranking`."""
+    """One prompt's place in a ``Ranking``."""
 
     prompt_id: str
     score: float
@@ -142,7 +142,7 @@ def votes_from_ratings(
     Raises:
         ValueError: for a rating other than 1 or -1.
 
-    Example:
+    Examples:
         >>> votes_from_ratings([("A", "16:9", 1), ("B", "16:9", -1), ("C", "9:16", -1)])
         [('A', 'B')]
 
@@ -182,7 +182,7 @@ def rank(
         ValueError: for an unknown or repeated prompt id, a prompt voted against itself, an
             unknown method, or fewer than 100 draws.
 
-    Example:
+    Examples:
         >>> r = rank([("zoom", "walk"), ("zoom", "walk"), ("walk", "zoom")], ["walk", "zoom"])
         >>> r.best.prompt_id, round(r.win_probability("zoom", "walk"), 2)
         ('zoom', 0.64)
@@ -239,7 +239,7 @@ def rank(
 def summarize(ranking: Ranking) -> str:
     """Say in words who leads, by how much, how sure that is, and what would settle it.
 
-    Example:
+    Examples:
         >>> summarize(rank([("B", "A")] * 8 + [("A", "B")] * 2, ["A", "B"]))  # doctest: +ELLIPSIS
         '“B” leads “A”: it would win 78% of head-to-heads, and is best in 96% of ... draws. Not
         settled: about 3 more votes like these would separate the two at 95 %.'

@@ -1,8 +1,8 @@
 """Still and moving summaries of videos: a contact sheet (PNG) and an animated preview.
 
-:func:`contact_sheet` lays out one row per prompt: its label, then a few frames of each of its
+``contact_sheet`` lays out one row per prompt: its label, then a few frames of each of its
 videos, spread from the first frame to the last, so a report shows at a glance how each
-prompt's videos move. :func:`animated_preview` turns one clip into a small looping WebP that
+prompt's videos move. ``animated_preview`` turns one clip into a small looping WebP that
 browsers play as an image, without a video element. Both decode with PyAV
 and draw with Pillow; they need the ``sandbox`` extra.
 """
@@ -66,7 +66,7 @@ def contact_sheet(
         FileNotFoundError: if a video path does not exist.
         av.error.FFmpegError: if a video cannot be decoded.
 
-    Example:
+    Examples:
         >>> rows = [("zoom", ["a.mp4", "b.mp4"]), ("walk", ["c.mp4", None])]
         >>> Path("sheet.png").write_bytes(contact_sheet(rows))  # doctest: +SKIP
 

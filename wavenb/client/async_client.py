@@ -74,7 +74,7 @@ class ClientOptions(TypedDict, total=False):
     key_from_env: bool
     """``False``: never read ``WAVESPEED_API_KEY`` (for a server the key does not belong to)."""
     max_connections: int
-    """Requests in flight at once (default 64); more wait their turn before the pool."""
+    """Requests in flight at once (default 32); more wait their turn before the pool."""
 
 
 class AsyncClient:
@@ -83,7 +83,14 @@ class AsyncClient:
     With no key and no base URL (arguments or ``WAVESPEED_API_KEY`` / ``WAVENB_BASE_URL``) it
     talks to the embedded sandbox in-process, and says so once.
 
-    Example:
+    Args:
+        api_key: the key; by default ``WAVESPEED_API_KEY``. It is sent only to ``base_url``.
+        base_url: the server; by default ``WAVENB_BASE_URL``, else the real API with a key,
+            else the embedded sandbox.
+        **options: the keyword options of ``ClientOptions`` (``timeout``, ``transport``,
+            ``journal``, ``max_spend``...).
+
+    Examples:
         >>> async with AsyncClient() as client:                      # doctest: +SKIP
         ...     video = await client.generate("cat.jpg", "Camera slowly zooms in")
         ...     print(video.path)

@@ -58,7 +58,7 @@ class Client:
     Every method and property of ``AsyncClient`` is here, blocking: the body is the async one,
     run on this client's private loop.
 
-    Example:
+    Examples:
         >>> with Client() as client:                                       # doctest: +SKIP
         ...     video = client.generate("cat.jpg", "Gentle camera pan to the right")
     """
@@ -188,7 +188,7 @@ def generate(
 
     Uses the real API when ``WAVESPEED_API_KEY`` is set, else the local sandbox.
 
-    Example:
+    Examples:
         >>> video = wavenb.generate("cat.jpg", "Camera slowly zooms in")   # doctest: +SKIP
         >>> video                                                           # plays inline
     """

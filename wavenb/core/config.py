@@ -1,12 +1,19 @@
 """Where settings come from: arguments first, then the environment, then defaults.
 
-=====================  ==================================================================
-``WAVESPEED_API_KEY``  the API key (the documented variable)
-``WAVENB_BASE_URL``    another server, e.g. a sandbox served with ``wavenb sandbox``
-                       (``WAVESPEED_BASE_URL`` is read too, as some official tools do)
-``WAVENB_SANDBOX_SPEED`` ``instant``, ``fast`` (default) or ``realistic`` for the embedded sandbox
-``WAVENB_HOME``        where wavenb keeps its files (default: the user data directory)
-=====================  ==================================================================
+The environment variables wavenb reads:
+
+- ``WAVESPEED_API_KEY``: the API key (the documented variable). Set: the real API,
+  ``https://api.wavespeed.ai``, $0.50 a video. Unset: the embedded sandbox, free.
+- ``WAVENB_BASE_URL``: another server, e.g. a sandbox served with ``wavenb sandbox``
+  (``WAVESPEED_BASE_URL`` is read too, as some official tools do).
+- ``WAVENB_SANDBOX_SPEED``: ``instant``, ``fast`` (default) or ``realistic``, for the embedded
+  sandbox.
+- ``WAVENB_HOME``: where wavenb keeps its files (default: the user data directory):
+  ``journal.sqlite3`` (and its rescue file), ``outputs/`` (the videos), and the comparisons'
+  ``metrics/`` and ``compare-cells/`` caches.
+- ``WAVENB_MAX_SPEND``: a budget in US dollars, read by the client (``max_spend=``): a
+  submission that would take the journal's spending past it raises ``BudgetExceeded`` before
+  any request.
 
 With no key and no base URL, wavenb uses the embedded sandbox and says so once.
 

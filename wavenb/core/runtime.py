@@ -6,9 +6,9 @@ polls, pacing and back-offs use, the randomness behind jitter, and the registrie
 shares (the embedded sandboxes, what past task durations taught the poll schedule, whether the
 "using the SANDBOX" notice was given).
 
-Production uses ``Runtime()``: real time. Tests use ``Runtime.scaled(0.01)``: the same code
-paths, the same number of retries and checks, with every wait 100 times shorter and the clock
-running 100 times faster, so a 5 s poll interval costs 50 ms and timeouts keep their meaning.
+Production uses ``Runtime()``: real time. Tests use ``Runtime.scaled(0.02)``: the same code
+paths, the same number of retries and checks, with every wait 50 times shorter and the clock
+running 50 times faster, so a 5 s poll interval costs 100 ms and timeouts keep their meaning.
 ``wavenb.testing`` installs a fresh scaled runtime for each test (``install``), so nothing one
 test learns reaches the next.
 
@@ -45,6 +45,10 @@ class Runtime:
         random: a number in [0, 1): the jitter of poll and retry waits.
         now: the wall clock, aware UTC (journal times, event times).
         scale: how many real seconds one runtime second takes (1.0 in production).
+        server_seconds: how many runtime seconds one second of the server's takes (its
+            ``Retry-After``): 1.0 when the servers run on this runtime's clock (production, a
+            lesson whose sandbox shares the lesson clock); ``1 / scale`` when they keep real
+            time while this runtime is scaled (``Runtime.scaled``: tests, the bench).
     """
 
     clock: Callable[[], float] = time.monotonic
@@ -52,6 +56,7 @@ class Runtime:
     random: Callable[[], float] = random.random
     now: Callable[[], datetime] = _utc_now
     scale: float = 1.0
+    server_seconds: float = 1.0
     sandboxes: dict[str, Any] = field(default_factory=dict)
     """Embedded sandbox apps by speed: every client of this runtime sees the same tasks."""
     learned: dict[object, Any] = field(default_factory=dict)
@@ -63,7 +68,11 @@ class Runtime:
 
     @classmethod
     def scaled(cls, scale: float) -> Runtime:
-        """A runtime whose seconds take ``scale`` real seconds (tests: 0.01)."""
+        """A runtime whose seconds take ``scale`` real seconds, beside real-time servers.
+
+        ``wavenb.testing`` uses 0.02. A server's ``Retry-After`` of 1 s is then ``1 / scale``
+        runtime seconds: waited for as long as the server asked, in real time.
+        """
         if not 0 < scale <= 1:
             raise ValueError(f"scale must be in (0, 1]; got {scale!r}")
         origin = time.monotonic()
@@ -74,7 +83,7 @@ class Runtime:
         async def sleep(seconds: float) -> None:
             await asyncio.sleep(max(0.0, seconds) * scale)
 
-        return cls(clock=clock, sleep=sleep, scale=scale)
+        return cls(clock=clock, sleep=sleep, scale=scale, server_seconds=1 / scale)
 
     def once(self, notice: str) -> bool:
         """True the first time ``notice`` is asked about in this runtime, then False."""

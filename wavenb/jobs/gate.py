@@ -82,8 +82,9 @@ class SubmitGate:
             except RateLimitError as error:
                 self.rate_limited += 1
                 limited += 1
-                asked = error.retry_after  # real seconds, as the server counts them
-                pacer.limited(runtime.clock(), None if asked is None else asked / runtime.scale)
+                asked = error.retry_after  # seconds as the server counts them
+                wait = None if asked is None else asked * runtime.server_seconds
+                pacer.limited(runtime.clock(), wait)
                 too_long = asked is not None and asked > LONGEST_SUBMIT_WAIT
                 if limited >= MAX_RATE_LIMITED or too_long:
                     raise

@@ -4,7 +4,7 @@ It speaks the same routes, envelopes, statuses and errors as the real service, r
 MP4s from the source image with a simple camera move read from the prompt, and labels
 everything it makes: predictions carry ``"sandbox": true``, answers the header
 ``X-Wavenb-Sandbox: 1``, and every video a SANDBOX mark in its corner. Its balance is fake
-money. Prompts with the moderation trigger words listed in :mod:`wavenb.sandbox._jobs` fail
+money. Prompts with the moderation trigger words listed in ``wavenb.sandbox._jobs`` fail
 like a content-policy rejection.
 
 Routes (every ``/api/v3`` route needs ``Authorization: Bearer <key>``; any key is accepted
@@ -34,7 +34,7 @@ The exact shapes are in each route module's docstring (``_routes_tasks``, ``_rou
 ... )
 
 Importing this package is cheap: the renderer (PyAV, numpy) loads with the first render (in a
-worker process for real clips, :mod:`wavenb.sandbox._pool`), and uvicorn only when serving.
+worker process for real clips, ``wavenb.sandbox._pool``), and uvicorn only when serving.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The sandbox's HTTP face: the WaveSpeedAI routes, as one Starlette app (:func:`create_app`).
+"""The sandbox's HTTP face: the WaveSpeedAI routes, as one Starlette app (``create_app``).
 
 Routes (all ``/api/v3`` routes need ``Authorization: Bearer <any non-empty key>``)::
 
@@ -19,11 +19,11 @@ Routes (all ``/api/v3`` routes need ``Authorization: Bearer <any non-empty key>`
     GET  /sandbox-media/{name}                  an uploaded image (public)
     GET  /                                      a page saying this is the sandbox
 
-Submits take ``enable_sync_mode`` and ``?webhook=`` (:mod:`wavenb.sandbox._routes_tasks`).
+Submits take ``enable_sync_mode`` and ``?webhook=`` (``wavenb.sandbox._routes_tasks``).
 Every answer uses the API's envelope ``{"code", "message", "data"}``, errors included, and
 carries ``X-Wavenb-Sandbox: 1``; every prediction carries ``"sandbox": true``. The balance is
 fake money: it starts at ``SandboxConfig.balance`` and goes down by the price of each accepted
-run; a run it cannot pay is refused with a 402 (:mod:`wavenb.sandbox._state`).
+run; a run it cannot pay is refused with a 402 (``wavenb.sandbox._state``).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     """Build a sandbox app: the WaveSpeedAI API, served locally with rendered videos.
 
     Use it in-process with ``httpx.ASGITransport(app)`` or serve it with uvicorn; its state
-    and counters are at ``app.state.sandbox`` (a :class:`SandboxState`).
+    and counters are at ``app.state.sandbox`` (a ``SandboxState``).
 
     Raises:
         ValueError: never for a valid ``SandboxConfig`` (which checks itself when made).

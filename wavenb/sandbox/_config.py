@@ -1,4 +1,4 @@
-"""How a sandbox app behaves: :class:`SandboxConfig`, one frozen value given to ``create_app``."""
+"""How a sandbox app behaves: ``SandboxConfig``, one frozen value given to ``create_app``."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class SandboxConfig:
     the ``/sandbox-admin/`` routes; see ``wavenb.sandbox._faults``. ``None``: no faults."""
     sync_wait: float | None = None
     """Seconds (sandbox clock) ``enable_sync_mode`` holds a submit before answering ``data.code
-    5004`` (the task goes on); ``None``: :data:`SYNC_WAITS` for the speed."""
+    5004`` (the task goes on); ``None``: ``SYNC_WAITS`` for the speed."""
     webhook_attempts: int = 4
     """Deliveries tried per webhook (the first and up to three retries)."""
     webhook_backoff: float = 1.0

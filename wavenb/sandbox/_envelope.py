@@ -2,7 +2,7 @@
 
 Every answer is ``{"code": <int>, "message": "<text>", "data": ...}``; an error repeats its
 HTTP status as ``code`` (as the real API does) with ``data: null``. Route code raises
-:class:`ApiError`; the app's exception handlers turn it (and Starlette's own 404/405, and any
+``ApiError``; the app's exception handlers turn it (and Starlette's own 404/405, and any
 bug) into the envelope. This module imports nothing else of the sandbox, so every other module
 (the fault injector included) can use it without an import cycle.
 """

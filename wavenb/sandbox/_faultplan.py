@@ -1,9 +1,9 @@
 """The fault plan: which failures the sandbox injects, how often, and the counters of what fired.
 
-A :class:`FaultPlan` says how often (probabilities) or exactly when (scripted "the next 2
-submits get a 429") each fault happens; :class:`Faults` holds the plan in force, its seeded
-random source and the counters (:class:`FaultStats`). The injector that acts on them is
-:mod:`wavenb.sandbox._faults`, which describes every fault.
+A ``FaultPlan`` says how often (probabilities) or exactly when (scripted "the next 2
+submits get a 429") each fault happens; ``Faults`` holds the plan in force, its seeded
+random source and the counters (``FaultStats``). The injector that acts on them is
+``wavenb.sandbox._faults``, which describes every fault.
 
 Decisions come from one ``random.Random(seed)`` drawn in the order requests arrive, under a
 lock: the same seed and the same sequence of requests give the same faults.

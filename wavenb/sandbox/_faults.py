@@ -1,9 +1,9 @@
 """Fault injection for the sandbox: the failures of a real service, on purpose and on a seed.
 
-A :class:`FaultPlan` (in :mod:`wavenb.sandbox._faultplan`, re-exported here) says how often
+A ``FaultPlan`` (in ``wavenb.sandbox._faultplan``, re-exported here) says how often
 (probabilities) or exactly when (scripted "the next 2 submits get a 429") each fault happens.
 ``SandboxConfig(faults=plan)`` switches it on;
-``create_app`` then wraps the whole app in a :class:`FaultInjector`, outside Starlette's own
+``create_app`` then wraps the whole app in a ``FaultInjector``, outside Starlette's own
 error handling, so a connection can be cut before anything is answered.
 
 Request faults, and what a client sees:
@@ -37,7 +37,7 @@ fired is counted per route in ``app.state.sandbox.faults.stats``.
 
 Tests and tools can read the counters and change the plan over HTTP, from loopback with a
 bearer key the sandbox accepts: ``GET /sandbox-admin/stats``, ``GET`` / ``POST
-/sandbox-admin/faults`` (a JSON plan, as in :meth:`FaultPlan.from_mapping`). Those routes exist
+/sandbox-admin/faults`` (a JSON plan, as in ``FaultPlan.from_mapping``). Those routes exist
 only on apps made with a plan (``FaultPlan()`` injects nothing but enables them).
 """
 

@@ -1,13 +1,13 @@
 """Defences of the served sandbox: a deadline for request heads, and a Host check.
 
-Both are for a sandbox served by uvicorn (:func:`wavenb.sandbox._server.build_server`); the
+Both are for a sandbox served by uvicorn (``wavenb.sandbox._server.build_server``); the
 in-process sandbox has no socket to defend. This module imports uvicorn, so only serving
 loads it.
 
 - **Header-read deadline.** uvicorn's ``timeout_keep_alive`` only runs between requests and
   stops at the first byte of the next one, so a client that sends half a request line (or
   connects and sends nothing) holds its connection, and a file descriptor, forever; a few
-  thousand of them exhaust the server (slowloris). :func:`protocol_with_header_timeout` makes
+  thousand of them exhaust the server (slowloris). ``protocol_with_header_timeout`` makes
   an h11 protocol that closes a connection whose request head is not complete
   ``header_timeout`` seconds after it began. Bodies are not limited (uploads may be slow).
 - **Host check against DNS rebinding.** A web page on any site can make a browser resolve its

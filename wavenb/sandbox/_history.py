@@ -6,7 +6,7 @@ Body (every field optional)::
      "created_before": "...", "model": "runwayml/gen4-turbo", "status": "completed",
      "include_inputs": true}
 
-``page`` counts from 1; ``page_size`` from 1, and above :data:`MAX_PAGE_SIZE` it is lowered to
+``page`` counts from 1; ``page_size`` from 1, and above ``MAX_PAGE_SIZE`` it is lowered to
 it (the answer says the size used). Times are ISO-8601 (``Z``, an offset, or none for UTC) and
 bound ``created_at``: after is inclusive, before exclusive. ``model`` and ``status`` match
 exactly. ``include_inputs`` defaults to **true** in the sandbox, a choice: the desktop client

@@ -10,7 +10,7 @@ Lifecycle, as the real service shows it::
     created ──(queue delay, and a free slot for the key)──▶ processing
     processing ──(processing time elapsed, and render done)──▶ completed | failed
 
-Renders run in :mod:`wavenb.sandbox._pool` (worker processes, or a thread for tiny clips); they
+Renders run in ``wavenb.sandbox._pool`` (worker processes, or a thread for tiny clips); they
 start at accept time, so a queued job may find its video ready when its turn comes. A job also
 keeps what was submitted (its ``inputs``) for the history route, and can be removed from the
 store (``POST /api/v3/predictions/delete``).

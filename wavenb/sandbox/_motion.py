@@ -3,7 +3,7 @@
 The real model invents motion from the whole prompt. The sandbox only needs something
 plausible and predictable: it looks for the camera vocabulary people actually write in
 image-to-video prompts ("slow push in", "pan to the right", "crane up", "locked-off shot")
-and turns it into a :class:`CameraMotion` that the renderer plays back over the source image.
+and turns it into a ``CameraMotion`` that the renderer plays back over the source image.
 
 How a prompt is read:
 
@@ -22,9 +22,9 @@ How a prompt is read:
   speed word of any other camera clause ("slow zoom in while panning left").
 * A stated amount beats a speed word ("pan right 15%", "zoom in 10 percent"); it is bounded
   to half a frame of travel, 2x magnification, or 0.5x for zooming out. So the text of
-  :meth:`CameraMotion.describe` reads back as the same motion.
+  ``CameraMotion.describe`` reads back as the same motion.
 * The first mention of each axis wins; different axes combine ("pan right and zoom in").
-* No camera words at all gives :data:`DEFAULT_MOTION`, a gentle push-in. Still words
+* No camera words at all gives ``DEFAULT_MOTION``, a gentle push-in. Still words
   (static, locked-off, tripod, "no camera movement") give a still camera, unless the prompt
   also asks for a move.
 """
@@ -51,9 +51,9 @@ class CameraMotion:
 
     Raises:
         ValueError: if an amount is not finite, ``zoom`` is -1 or less (the picture would
-            vanish), or ``easing`` is not one of :data:`Easing`.
+            vanish), or ``easing`` is not one of ``Easing``.
 
-    Example:
+    Examples:
         >>> CameraMotion(zoom=0.2, pan=0.15).describe()
         'zoom in 20%, pan right 15%'
 
@@ -273,9 +273,9 @@ class _Reading:
 
 
 def parse_motion(prompt: str) -> CameraMotion:
-    """Turn a prompt into a :class:`CameraMotion`; never raises, whatever the text.
+    """Turn a prompt into a ``CameraMotion``; never raises, whatever the text.
 
-    Example:
+    Examples:
         >>> parse_motion("Gentle camera pan to the right, revealing more of the scene")
         CameraMotion(zoom=0.0, pan=0.12, tilt=0.0, still=False, easing='ease-in-out')
         >>> parse_motion("The model walks forward slowly") == DEFAULT_MOTION
@@ -389,7 +389,7 @@ def _about_camera(tokens: list[str], i: int) -> bool:
 
 
 def _bare_about_camera(tokens: list[str], i: int) -> bool:
-    """Like :func:`_about_camera`, for a verb with no direction word.
+    """Like ``_about_camera``, for a verb with no direction word.
 
     A participle opening a clause is usually an adjective ("rising sun", "approaching storm",
     "circling birds"), so bare ``-ing``/``-ed`` forms need a camera noun.

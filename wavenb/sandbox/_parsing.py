@@ -1,6 +1,6 @@
 """Reading requests as the real API would: bounded JSON bodies, typed fields, the model schemas.
 
-Every check raises :class:`~wavenb.sandbox._envelope.ApiError` (400, or 413 for a body over its
+Every check raises ``wavenb.sandbox._envelope.ApiError`` (400, or 413 for a body over its
 limit) with a message that names the field and says what is allowed, as the real service's
 schema validation does.
 """
@@ -177,7 +177,7 @@ def choice(body: Mapping[str, Any], name: str, allowed: tuple[str, ...], default
 
 
 def state_of(request: Request) -> SandboxState:
-    """The app's :class:`~wavenb.sandbox._state.SandboxState`."""
+    """The app's ``wavenb.sandbox._state.SandboxState``."""
     return cast("SandboxState", request.app.state.sandbox)
 
 

@@ -5,7 +5,7 @@ long render and sized to the CPUs this process may use. Processes, because a ren
 in Python, numpy, Pillow and x264 at once: in threads two renders fight over one GIL and starve
 the event loop that answers the API; in processes each render has a core, and the server stays
 responsive. The workers are fresh interpreters running ``python -m wavenb.sandbox._worker``
-(:mod:`wavenb.sandbox._workers`): never ``fork`` (forking a process that runs threads, as a
+(``wavenb.sandbox._workers``): never ``fork`` (forking a process that runs threads, as a
 Jupyter kernel or a uvicorn server does, can copy a held lock into the child and hang it), and
 never ``multiprocessing``'s ``spawn`` either, which would run the user's unguarded script again
 in every worker. They run at a lower priority (``nice``) and import the renderer once when
@@ -15,14 +15,14 @@ at about 100 MB each.
 
 A render is two threads (frames made ahead, x264 on one thread) that keep about 1.4 cores
 busy: with one worker per CPU, renders side by side fill the cores without oversubscribing
-them (see :mod:`wavenb.sandbox._render`).
+them (see ``wavenb.sandbox._render``).
 
-Tiny clips (under :data:`POOL_MIN_SECONDS`, what tests and the chaos soak render) stay in a
+Tiny clips (under ``POOL_MIN_SECONDS``, what tests and the chaos soak render) stay in a
 small thread pool: starting the worker processes costs more than such a render, and a test
 suite then never starts a process at all.
 
-Both pools end at interpreter exit (:func:`shutdown` is registered with ``atexit``); a test
-that starts the process pool calls :func:`shutdown` to leave no process behind. A worker also
+Both pools end at interpreter exit (``shutdown`` is registered with ``atexit``); a test
+that starts the process pool calls ``shutdown`` to leave no process behind. A worker also
 ends as soon as its parent does, however it ends (a kernel restarted, a server killed): its
 stdin reaches end-of-file.
 """
@@ -88,7 +88,7 @@ def process_count() -> int:
 def cpu_quota(cpu_max: str) -> int | None:
     """The whole CPUs a cgroup v2 ``cpu.max`` line allows (rounded up), or ``None`` if no limit.
 
-    Example:
+    Examples:
         >>> cpu_quota("150000 100000"), cpu_quota("max 100000")
         (2, None)
 

@@ -1,8 +1,8 @@
 """Render the sandbox's video: the source image filmed by a virtual camera.
 
-:func:`render_video` writes a real H.264 MP4 shaped like Gen4 Turbo's output (the size of the
+``render_video`` writes a real H.264 MP4 shaped like Gen4 Turbo's output (the size of the
 chosen aspect ratio, 24 fps, 5 s by default) whose frames are moving crops of the source image,
-following a :class:`~wavenb.sandbox._motion.CameraMotion`.
+following a ``wavenb.sandbox._motion.CameraMotion``.
 
 How a frame is made:
 
@@ -16,13 +16,13 @@ How a frame is made:
    that every box of the clip stays inside the image: no borders, no jumps at the edges.
 3. Each frame is one bilinear ``Image.resize(size, box=...)`` of that float box per plane,
    straight to the 4:2:0 sizes, so motion is sub-pixel smooth. The SANDBOX mark is blended
-   into the planes (:mod:`wavenb.sandbox._label`). The stream is tagged BT.709.
+   into the planes (``wavenb.sandbox._label``). The stream is tagged BT.709.
 
 Frames are made in one worker thread a few frames ahead of the encoder (Pillow releases the
 GIL while resizing), so memory stays bounded whatever the length; x264 encodes on one thread.
 Those two threads are the whole render: a 5 s 1280x720 clip takes about 1.05 s and 1.47
 CPU-seconds on two cores, so one render alone keeps about 1.4 of them busy, and renders in
-worker processes side by side (:mod:`wavenb.sandbox._pool`) fill the cores without
+worker processes side by side (``wavenb.sandbox._pool``) fill the cores without
 oversubscribing them. The file is written beside the target and renamed into place, so a
 reader never sees a half-written video.
 """
@@ -99,7 +99,7 @@ _BILINEAR: Final = Image.Resampling.BILINEAR
 
 @dataclass(frozen=True, slots=True)
 class RenderInfo:
-    """What :func:`render_video` wrote."""
+    """What ``render_video`` wrote."""
 
     path: Path
     """The MP4 file."""
@@ -137,12 +137,12 @@ def closest_ratio(width: int, height: int) -> AspectRatio:
     """Pick the aspect ratio nearest to ``width`` / ``height``, comparing in log space.
 
     Log space makes 2:1 and 1:2 equally far from 1:1. Ties go to the earlier ratio of
-    :data:`~wavenb._types.ASPECT_RATIOS`.
+    ``wavenb.core.types.ASPECT_RATIOS``.
 
     Raises:
         ValueError: if a side is not positive.
 
-    Example:
+    Examples:
         >>> closest_ratio(3000, 2000)
         '4:3'
 
@@ -169,14 +169,14 @@ def render_video(
     (``+faststart``, so it streams), and replaces ``path`` atomically. The same inputs give
     the same frames; the bytes may differ between x264 builds or settings (compare pixels,
     never hashes). Every frame carries the SANDBOX mark in its top-right corner
-    (:mod:`wavenb.sandbox._label`).
+    (``wavenb.sandbox._label``).
 
     Raises:
         ValueError: for an unknown ratio, a non-positive ``fps``, a duration under one frame,
             or an empty image.
         OSError: if ``path``'s folder does not exist or is not writable.
 
-    Example:
+    Examples:
         >>> info = render_video(Image.open("cat.jpg"), parse_motion("slow pan left"),
         ...                     Path("cat.mp4"))  # doctest: +SKIP
         >>> info.width, info.height, info.frames  # doctest: +SKIP

@@ -1,11 +1,11 @@
 """The work of one sandbox render: fetch the source image, check it as Runway would, render.
 
-:func:`run` is what a render worker executes, in a thread or in a worker process of
-:mod:`wavenb.sandbox._pool`. It takes a picklable :class:`RenderTask` and never raises: an
+``run`` is what a render worker executes, in a thread or in a worker process of
+``wavenb.sandbox._pool``. It takes a picklable ``RenderTask`` and never raises: an
 expected failure (an unreachable URL, a file that is not an image, an absurd aspect ratio)
 becomes the error text of the prediction, worded like the real service's.
 
-The renderer (PyAV, numpy) is imported inside :func:`run`, so importing the sandbox stays cheap.
+The renderer (PyAV, numpy) is imported inside ``run``, so importing the sandbox stays cheap.
 """
 
 from __future__ import annotations

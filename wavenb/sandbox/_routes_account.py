@@ -1,7 +1,7 @@
 """Routes about the account: balance, model catalog, price quotes, and the index page.
 
 - ``GET /api/v3/balance`` -> ``data = {"balance": <dollars>}`` (fake money).
-- ``GET /api/v3/models`` -> ``data = [model, ...]`` (see :mod:`wavenb.sandbox._catalog`).
+- ``GET /api/v3/models`` -> ``data = [model, ...]`` (see ``wavenb.sandbox._catalog``).
 - ``POST /api/v3/model/price`` ``{model_id, inputs}`` -> ``data = {"model_id", "price",
   "discounted_price", "currency": "USD"}``.
 - ``POST /api/v3/model/pricing`` (the legacy name) ``{model_id, inputs}`` -> ``data =

@@ -6,7 +6,7 @@
   content_type?}`` announces an image; answers ``data = {type, filename, size, content_type,
   download_url, expires_at, upload: {method: "PUT", url, headers}}``. Then ``PUT`` the bytes to
   ``upload.url`` with exactly ``upload.headers`` and **no** ``Authorization`` (the URL carries a
-  one-time token, :mod:`wavenb.sandbox._uploads`); it answers ``data = {download_url,
+  one-time token, ``wavenb.sandbox._uploads``); it answers ``data = {download_url,
   filename, size}``, and ``download_url`` serves the image from then on.
 - ``GET /sandbox-media/{name}`` and ``GET /sandbox-cdn/predictions/{id}/1.mp4``: public, like
   the real service's CDN URLs.

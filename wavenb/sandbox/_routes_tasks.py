@@ -7,7 +7,7 @@ Two generic submit options, as the docs describe them for every model:
   HTTP 200 with the prediction as it stands plus ``data.code == 5004`` and an ``error`` saying
   the wait expired. The task goes on, and its result can be fetched as usual.
 - ``?webhook=<http(s) url>`` on the submit: once the task ends, its final envelope is POSTed
-  there (see :mod:`wavenb.sandbox._webhooks`).
+  there (see ``wavenb.sandbox._webhooks``).
 """
 
 from __future__ import annotations

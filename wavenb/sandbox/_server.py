@@ -4,7 +4,7 @@ The server is for this machine: it binds to loopback by default and warns loudly
 to listen anywhere else (it accepts any API key and fetches any image URL it is given). Served,
 it also drops connections whose request head takes longer than ``header_timeout`` seconds, and,
 bound to loopback, answers only requests addressed to this machine by name (against DNS
-rebinding); see :mod:`wavenb.sandbox._hardening`.
+rebinding); see ``wavenb.sandbox._hardening``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """A sandbox app's state: its jobs, storage, fake money, upload tickets, webhooks and counters.
 
-One :class:`SandboxState` per app, at ``app.state.sandbox``. Routes call its methods; tests and
+One ``SandboxState`` per app, at ``app.state.sandbox``. Routes call its methods; tests and
 benchmarks read its counters. Everything here is thread-safe: an app may be driven from several
 event loops and threads over its life (``httpx.ASGITransport`` from any loop, uvicorn).
 
-Money: every accepted run is charged its quoted price (:mod:`wavenb.sandbox._catalog`) from one
+Money: every accepted run is charged its quoted price (``wavenb.sandbox._catalog``) from one
 fake balance shared by all keys (an account may have several keys). A submission the balance
 cannot pay is refused before any task is made, with HTTP 402 and the message "Insufficient
 balance ...". No public source documents the real service's answer to an empty balance (see

@@ -84,7 +84,7 @@ class Storage:
         return path if path.is_file() else None
 
     def new_media_path(self, name: str) -> Path:
-        """Where to store a new upload (``name`` must come from :meth:`media_name`)."""
+        """Where to store a new upload (``name`` must come from ``media_name``)."""
         if not self.valid_media_name(name):
             raise ValueError(f"not a media name: {name!r}")
         return self.root / "media" / name

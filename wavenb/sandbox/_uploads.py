@@ -3,7 +3,7 @@
 ``POST /api/v3/media/uploads`` announces a file (name, size, type) and gets a ticket: the final
 ``download_url`` and an ``upload`` instruction, a ``PUT`` to a URL that carries its own
 unguessable token (like a presigned storage URL). Only the token's SHA-256 is kept. A ticket
-works once, for :data:`UPLOAD_TTL` seconds of the sandbox clock, for exactly the announced
+works once, for ``UPLOAD_TTL`` seconds of the sandbox clock, for exactly the announced
 size and content type; whatever is wrong, the answer is 403 (a storage service says no more to
 a bad signature), and the ticket stays usable unless the ``PUT`` got as far as its body.
 """

@@ -8,7 +8,7 @@ the task to end (through the callback the route gives), then POSTs ``{"code": 20
 "success", "data": <prediction>}`` as JSON with ``X-Wavenb-Sandbox: 1``. A connection error or an
 answer other than 2xx is retried, ``SandboxConfig.webhook_attempts`` tries in all, waiting
 ``webhook_backoff`` seconds before the first retry and twice as long before each next one.
-Every attempt is logged in :attr:`Webhooks.deliveries` for tests and lessons to read.
+Every attempt is logged in ``Webhooks.deliveries`` for tests and lessons to read.
 
 Only ``http`` and ``https`` URLs with a host are taken; anything else is a 400 at submit time.
 """

@@ -63,7 +63,7 @@ class Studio(FrontEnd, Generations):
         client: the ``AsyncClient`` to use; by default ``AsyncClient()``.
         save_dir: where "Save on kernel" puts MP4s; by default wavenb's outputs folder.
 
-    Example:
+    Examples:
         >>> studio = wavenb.Studio(image="cat.jpg")              # doctest: +SKIP
         >>> studio                                                # displays the widget
         >>> video = await studio.generate()                       # or click Generate

@@ -85,7 +85,7 @@ def plot_timeline(
         TypeError: something in ``runs`` is not one of the types above.
         ValueError: ``runs`` is an empty list.
 
-    Example:
+    Examples:
         >>> jobs = (client.generate(image, p) for p in prompts)         # doctest: +SKIP
         >>> wavenb.plot_timeline(await asyncio.gather(*jobs))           # doctest: +SKIP
     """
