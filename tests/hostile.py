@@ -18,7 +18,8 @@ A ``Reply`` is a status, headers and a body, sent in one of these ways:
 - ``close``: with no length at all, the body, then the connection closes (close-delimited: a
   client can only tell a cut by looking at what it got);
 - ``endless``: chunked, repeating the body forever (until the client hangs up);
-- ``drop``: nothing at all, the connection closes.
+- ``drop``: nothing at all, the connection closes;
+- ``hang``: nothing at all, and the connection stays open (until the server stops).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any, Literal
 
 __all__ = ["Hostile", "Provider", "Reply", "Seen", "envelope", "gzip_bomb", "prediction_data"]
 
-Mode = Literal["length", "close", "endless", "drop"]
+Mode = Literal["length", "close", "endless", "drop", "hang"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,11 @@ class Hostile:
     async def _stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():  # connections left hanging
+            if task is not current:
+                task.cancel()
+        if self._server is not None:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -162,6 +168,9 @@ async def _read_request(reader: asyncio.StreamReader) -> Seen | None:
 async def _write_reply(writer: asyncio.StreamWriter, reply: Reply) -> bool:
     """Send ``reply``; returns whether the connection may be reused."""
     if reply.mode == "drop":
+        return False
+    if reply.mode == "hang":
+        await asyncio.sleep(3600)  # the client gives up, or is killed, first
         return False
     head = [f"HTTP/1.1 {reply.status} X"]
     headers = {k.lower(): v for k, v in reply.headers.items()}

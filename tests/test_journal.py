@@ -788,3 +788,33 @@ def test_to_pandas_makes_a_frame(history: Journal) -> None:
     frame = to_pandas(history.rows())
     assert list(frame["prediction_id"])[1:] == ["ccc333", "bbb222", "aaa111"]
     assert str(frame["submitted_at"].dt.tz) == "UTC"
+
+
+def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
+    """A journal written by 0.1 opens: rows kept, counted as sent, the new columns added."""
+    from wavenb.journal.schema import MIGRATIONS
+
+    path = tmp_path / "journal.sqlite3"
+    db = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute(
+        "INSERT INTO jobs (request_key, prediction_id, status, model, prompt, image_source, "
+        "request_hash, backend, base_url, price, cost, submitted_at, updated_at, owner) VALUES "
+        "('k1', 'p1', 'processing', 'runwayml/gen4-turbo', 'zoom in', 'x', 'h', 'api', "
+        "'https://api.wavespeed.ai', 0.5, 0.5, '2026-11-25T10:00:00.000000+00:00', "
+        "'2026-11-25T10:00:00.000000+00:00', 'elsewhere:1')"
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Journal(path) as journal:
+        [row] = journal.rows()
+        assert (row.prediction_id, row.status, row.cost) == ("p1", "processing", 0.5)
+        assert row.sent_at == row.submitted_at  # written just before sending, in 0.1
+        assert row.image_url is None and row.variant is None
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    columns = {r[1] for r in raw.execute("PRAGMA table_info(jobs)")}
+    assert {"sent_at", "image_url", "variant", "claim", "claim_at"} <= columns
+    raw.close()

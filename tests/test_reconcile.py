@@ -145,3 +145,54 @@ def test_unresolved_and_the_cli_resume_settle_by_themselves(
         out = capsys.readouterr().out
         assert provider.ids[0] in out
         assert len(provider.submits()) == 1
+
+
+DIES_WHILE_SENDING = """
+import sys, wavenb
+# The provider takes the submit and never answers: the process is killed while it waits.
+wavenb.generate(sys.argv[1], "Camera slowly zooms in")
+"""
+
+
+def test_a_submit_whose_process_died_while_sending_is_settled_and_joined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel killed with its submit in the air: the same request later pays nothing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    image = tmp_path / "cat.png"
+    image.write_bytes(png_bytes())
+    held = {"on": True}
+
+    def hold_the_answer(seen: Seen) -> Reply | None:
+        if seen.path.endswith("/gen4-turbo") and held["on"]:
+            provider.answer(seen)  # taken (and charged)...
+            return Reply(mode="hang")  # ...and the answer never comes before the kill
+        return None
+
+    with Provider() as provider:
+        provider.override = hold_the_answer
+        env = {**os.environ, "WAVESPEED_API_KEY": CANARY_KEY, "WAVENB_BASE_URL": provider.url}
+        child = subprocess.Popen([sys.executable, "-c", DIES_WHILE_SENDING, str(image)], cwd=ROOT,
+                                 env=env, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not provider.ids and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        held["on"] = False
+        monkeypatch.setenv("WAVESPEED_API_KEY", CANARY_KEY)
+        monkeypatch.setenv("WAVENB_BASE_URL", provider.url)
+        [uncertain] = wavenb.history()
+        assert uncertain.status == "submitting" and uncertain.prediction_id is None
+        video = wavenb.generate(str(image), "Camera slowly zooms in")
+        assert video.id == provider.ids[0] and video.path.read_bytes() == MP4
+        assert len(provider.submits()) == 1
+        [row] = wavenb.history()
+        assert row.prediction_id == video.id and row.phase.value == "downloaded"

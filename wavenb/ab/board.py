@@ -167,13 +167,13 @@ class Board:
         ``frame.attrs["metrics_note"]`` and ``cmp.metrics_note`` say why).
 
         Raises:
-            ImportError: pandas is missing (``pip install pandas``).
+            ImportError: pandas is missing (``pip install 'wavenb[pandas]'``).
         """
         try:
             pandas = importlib.import_module("pandas")
         except ImportError:
             raise ImportError(
-                "Comparison.to_pandas needs pandas, which is missing: pip install pandas "
+                "Comparison.to_pandas needs pandas, which is missing: pip install 'wavenb[pandas]' "
                 "(or use cmp.rows, plain dicts)"
             ) from None
         frame = pandas.DataFrame(self.rows, columns=list(ROW_FIELDS))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import html
 import logging
 import time
 from collections.abc import Coroutine, Generator, Sequence
@@ -422,7 +423,15 @@ class Comparison(Board):
         return self._widget
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
+        try:
+            bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
+        except ImportError as error:  # no widgets here: say which extra shows the grid
+            note = (
+                f"the live grid needs the 'notebook' extra (missing: {error.name}): "
+                "pip install 'wavenb[notebook]'. cmp.rows and cmp.to_pandas() work without it."
+            )
+            page = f"<pre>{html.escape(note)}</pre>"
+            return {"text/plain": f"{self!r}\n{note}", "text/html": page}
         return {**bundle, "text/plain": repr(self)}
 
 

@@ -24,10 +24,11 @@ from typing import Any
 
 from wavenb.client.sync import Client
 from wavenb.core.config import DEFAULT_BASE_URL, SANDBOX_BASE_URL
-from wavenb.core.errors import AuthenticationError, WavenbError
+from wavenb.core.errors import AuthenticationError, InputError, WavenbError
+from wavenb.core.phase import Phase
 from wavenb.jobs.events import ProgressCallback
 from wavenb.jobs.resume import Resumed
-from wavenb.journal.rows import JournalRow, format_table, to_pandas
+from wavenb.journal.rows import STATUSES, JournalRow, format_table, to_pandas
 from wavenb.journal.store import Journal
 
 __all__ = ["History", "credentials_for", "history", "resume", "spent", "unresolved"]
@@ -54,9 +55,27 @@ def history(
     text: str | None = None,
     limit: int | None = None,
 ) -> History:
-    """Every recorded submission, newest first, filtered by status, date or prompt/id text."""
+    """Every recorded submission, newest first, filtered by status, date or prompt/id text.
+
+    ``status`` takes the stored words (``completed``, ``failed``...) and the phase words every
+    view shows (``downloaded``, ``queued``, ``gone``, ``stopped``...).
+
+    Raises:
+        InputError: a word that is neither.
+    """
+    wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
+    stored = [s for s in wanted or () if s in STATUSES]
+    phases = {s for s in wanted or () if s not in STATUSES}
+    if unknown := [s for s in phases if s not in {p.value for p in Phase}]:
+        words = ", ".join(sorted({*STATUSES, *(p.value for p in Phase)}))
+        raise InputError(f"unknown status {unknown[0]!r}; one of: {words}")
     with Journal() as journal:
-        return History(journal.rows(status=status, since=since, text=text, limit=limit))
+        if not phases:
+            return History(journal.rows(status=stored or None, since=since, text=text,
+                                        limit=limit))  # fmt: skip
+        rows = [row for row in journal.rows(since=since, text=text)
+                if row.status in stored or row.phase.value in phases]  # fmt: skip
+        return History(rows[:limit] if limit is not None else rows)
 
 
 def spent(since: datetime | None = None) -> float:

@@ -364,6 +364,9 @@ class Job:
         assert journal is not None  # noqa: S101  (rows come from it)
         waited = 0.0
         while row.prediction_id is None:
+            if row.status == "submitting" and await self._abandoned(row):
+                # Sent by a process that died before the answer: as uncertain as "unknown".
+                row = replace(row, status="unknown")
             if row.status == "unknown" and not await self._settle(row):
                 error = SubmissionUncertain(
                     "an identical submission may already have been charged (its answer was lost "
@@ -395,6 +398,13 @@ class Job:
             await self._end(Phase.DOWNLOADED, None, reused=True)
         return prediction
 
+    async def _abandoned(self, row: JournalRow) -> bool:
+        """Whether a ``submitting`` row was left by a process that died (or is stale)."""
+        journal = self.session.journal
+        assert journal is not None  # noqa: S101
+        unresolved = await self.session.write(journal.unresolved)
+        return any(item.request_key == row.request_key for item in unresolved)
+
     async def _mirror(self, other: Job) -> Video:
         """Share an identical generation of this client (a double click): one payment."""
         self.joined = True
@@ -422,6 +432,8 @@ class Job:
         current = await self.session.write(journal.by_key, key)
         if current is None:
             return False
+        if current.status == "submitting":  # abandoned (checked by the caller): uncertain
+            current = replace(current, status="unknown")
         settled = await reconcile.settle(self.session, [current])
         if not settled or settled[0].outcome != "accepted" or settled[0].prediction is None:
             return False

@@ -85,13 +85,18 @@ def matches(row: JournalRow, prediction: Prediction, window: tuple[datetime, dat
 
 
 async def settle(session: Session, rows: Sequence[JournalRow]) -> list[Settlement]:
-    """Settle the ``unknown`` rows of this session's server from the account's history.
+    """Settle the uncertain rows of this session's server from the account's history.
 
-    Writes the outcome to the journal (``accepted`` / ``not charged``) and returns one
-    ``Settlement`` per row asked about (rows of other servers or not ``unknown`` are skipped).
+    Uncertain: ``unknown``, or ``submitting`` and sent by a process that has died (pass only
+    what ``Journal.unresolved`` lists). Writes the outcome to the journal (``accepted`` / ``not
+    charged``) and returns one ``Settlement`` per row asked about.
     """
     journal = session.journal_or_none()
-    mine = [r for r in rows if r.status == "unknown" and r.base_url == session.base_url.rstrip("/")]
+    server = session.base_url.rstrip("/")
+    # ``unknown`` rows, and ``submitting`` ones that were sent by a process that died before
+    # the answer (``Journal.unresolved`` lists both; a submit in flight is never passed here).
+    mine = [r for r in rows if r.status in ("unknown", "submitting") and r.sent_at is not None
+            and r.base_url == server]  # fmt: skip
     if journal is None or not mine:
         return []
     now = session.runtime.now()

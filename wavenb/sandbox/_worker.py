@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from typing import Final
 
@@ -19,6 +20,9 @@ NICENESS: Final = 5
 
 def main() -> None:
     """Serve render tasks until the parent closes the pipe."""
+    # Ctrl-C in a terminal, or a kernel shutting down, signals the whole process group: the
+    # parent decides what stops, and a worker ends when its pipe does (no traceback spam).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
     from wavenb.sandbox._renderjob import run  # noqa: PLC0415  (after nice: the import is heavy)
