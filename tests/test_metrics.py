@@ -444,7 +444,7 @@ def test_a_file_that_is_not_a_video_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("module", ["metrics", "intent", "ranking", "sheets"])
 def test_the_measuring_modules_never_import_the_sandbox(module: str) -> None:
     """They read pixels and prompts only, never how the sandbox happens to render."""
-    tree = ast.parse((ROOT / "wavenb" / "compare" / f"{module}.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "wavenb" / "ab" / f"{module}.py").read_text(encoding="utf-8"))
     imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {
         alias.name
