@@ -820,7 +820,8 @@ def test_serving_beyond_loopback_warns(host: str, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
 def test_loopback_does_not_warn(host: str, recwarn: pytest.WarningsRecorder) -> None:
     warn_if_exposed(host)
-    assert not recwarn.list
+    # Only this warning counts: the garbage collector may report another test's leftovers here.
+    assert not [w for w in recwarn.list if "not loopback" in str(w.message)]
 
 
 async def test_the_key_appears_in_no_answer_and_no_counter(instant) -> None:
