@@ -109,7 +109,8 @@ async def wavenb_main(spec: dict[str, Any]) -> dict[str, Any]:
     # Every clock of the client scaled like the server's: its poll schedule, its retry pauses
     # and its submit pacer's one-minute window (a real-time window could not learn a cap that
     # the server counts in scaled minutes).
-    runtime = Runtime.scaled(spec["scale"]) if spec["scale"] < 1 else Runtime()
+    scale = spec["scale"]
+    runtime = Runtime.scaled(scale, real_time_servers=True) if scale < 1 else Runtime()
     client = AsyncClient(spec["key"], spec["base_url"], poll=policy, output_dir=out,
                          runtime=runtime)
     jobs: list[dict[str, Any]] = []

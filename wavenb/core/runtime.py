@@ -47,8 +47,8 @@ class Runtime:
         scale: how many real seconds one runtime second takes (1.0 in production).
         server_seconds: how many runtime seconds one second of the server's takes (its
             ``Retry-After``): 1.0 when the servers run on this runtime's clock (production, a
-            lesson whose sandbox shares the lesson clock); ``1 / scale`` when they keep real
-            time while this runtime is scaled (``Runtime.scaled``: tests, the bench).
+            lesson whose sandbox shares the lesson clock, scripted test servers); ``1 / scale``
+            when they keep real time while this runtime is scaled (the bench).
     """
 
     clock: Callable[[], float] = time.monotonic
@@ -67,11 +67,13 @@ class Runtime:
     """Guards the registries: clients on several threads (the blocking ``Client``) share them."""
 
     @classmethod
-    def scaled(cls, scale: float) -> Runtime:
-        """A runtime whose seconds take ``scale`` real seconds, beside real-time servers.
+    def scaled(cls, scale: float, *, real_time_servers: bool = False) -> Runtime:
+        """A runtime whose seconds take ``scale`` real seconds (``wavenb.testing``: 0.02).
 
-        ``wavenb.testing`` uses 0.02. A server's ``Retry-After`` of 1 s is then ``1 / scale``
-        runtime seconds: waited for as long as the server asked, in real time.
+        By default the servers' seconds (``Retry-After``) are taken to be runtime seconds too:
+        right for scripted test servers, which have no clock of their own. With
+        ``real_time_servers`` a server's second is ``1 / scale`` runtime seconds: waited for
+        as long as a server on the wall clock asked (the bench's time-scaled server).
         """
         if not 0 < scale <= 1:
             raise ValueError(f"scale must be in (0, 1]; got {scale!r}")
@@ -83,7 +85,8 @@ class Runtime:
         async def sleep(seconds: float) -> None:
             await asyncio.sleep(max(0.0, seconds) * scale)
 
-        return cls(clock=clock, sleep=sleep, scale=scale, server_seconds=1 / scale)
+        server_seconds = 1 / scale if real_time_servers else 1.0
+        return cls(clock=clock, sleep=sleep, scale=scale, server_seconds=server_seconds)
 
     def once(self, notice: str) -> bool:
         """True the first time ``notice`` is asked about in this runtime, then False."""
