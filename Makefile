@@ -63,8 +63,9 @@ lint: $(VENV)/.test
 test: lint browser
 	$(BIN)/python -m pytest --hypothesis-profile=ci
 
+# Two workers (pytest-xdist): the inner loop is mostly waiting on sockets and subprocesses.
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -m "not browser and not slow" --hypothesis-profile=ci -q
+	$(BIN)/python -m pytest -m "not browser and not slow" --hypothesis-profile=ci -q -n 2
 
 check: lint
 

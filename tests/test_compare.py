@@ -429,7 +429,7 @@ async def test_to_pandas_without_pandas_says_how_to_get_it(
     cmp = compare(portrait, [WALK], client=client)
     await cmp
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(ImportError, match="pip install pandas"):
+    with pytest.raises(ImportError, match=r"pip install .wavenb\[pandas\]."):
         cmp.to_pandas()
 
 

@@ -707,6 +707,7 @@ async def fetch_again(studio: Any, app: Any, clock: FakeClock) -> Any:
     return run
 
 
+@pytest.mark.slow
 async def test_the_studio_shows_a_timeout_with_the_id_and_fetches_it_later(tmp_path: Path) -> None:
     from wavenb import Phase
 
@@ -723,6 +724,7 @@ async def test_the_studio_shows_a_timeout_with_the_id_and_fetches_it_later(tmp_p
     await studio.client.aclose()
 
 
+@pytest.mark.slow
 async def test_a_run_fetched_after_a_timeout_plays_its_video(tmp_path: Path) -> None:
     studio, app, clock = await timed_out_studio(tmp_path)
     run = await fetch_again(studio, app, clock)

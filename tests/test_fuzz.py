@@ -45,6 +45,8 @@ from wavenb import (
 from wavenb.core.protocol import MAX_RETRY_AFTER, parse_envelope, parse_retry_after
 from wavenb.journal.store import Journal
 
+pytestmark = pytest.mark.slow  # hundreds of examples per test: the full run, not the inner loop
+
 HANG = 10.0
 """Seconds one example may take before it counts as a hang."""
 PID = "0123456789abcdef0123456789abcdef"

@@ -341,6 +341,7 @@ DEBUG_CLI = (
 )
 
 
+@pytest.mark.slow
 def test_the_command_line_as_a_process_leaves_no_trace_of_the_key(
     hunt: Hunt, tmp_path: Path
 ) -> None:
@@ -416,6 +417,7 @@ async def studio_with(client: AsyncClient, tmp_path: Path) -> Any:
 
 
 @pytest.mark.usefixtures(recorded_comms.__name__)
+@pytest.mark.slow
 async def test_every_widget_state_after_every_failure_is_free_of_the_key(
     hunt: Hunt, tmp_path: Path
 ) -> None:

@@ -129,6 +129,7 @@ print(video.path)
 """
 
 
+@pytest.mark.slow
 def test_a_killed_process_does_not_make_the_same_request_pay_again(tmp_path: Path) -> None:
     """SIGKILL while the task runs; running the same generate again joins the paid task."""
     image = tmp_path / "a.png"
