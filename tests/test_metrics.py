@@ -30,7 +30,6 @@ from wavenb.core.types import AspectRatio
 from wavenb.sandbox._motion import parse_motion
 from wavenb.sandbox._render import render_video
 
-
 pytestmark = pytest.mark.slow  # renders some 70 clips: the full run; test_compare_metrics covers the path
 
 ROOT = Path(__file__).resolve().parent.parent
