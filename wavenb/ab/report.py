@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from wavenb.ui.display import SANDBOX_BADGE
 from wavenb.ui.tasks import STATUS_COLORS
+from wavenb.ui.text import money
 
 __all__ = [
     "PLAYBACK_CSS",
@@ -212,11 +213,6 @@ def status_chip(status: str) -> str:
     """A coloured chip naming a cell's status."""
     color = STATUS_COLORS.get(status, "#6b7280")
     return f'<span class="wavenb-chip" style="background:{color}">{html.escape(status)}</span>'
-
-
-def money(value: float) -> str:
-    """``"$0.50"``; ``"free"`` for nothing."""
-    return "free" if value == 0 else f"${value:.2f}"
 
 
 def render_report(manifest: Mapping[str, Any]) -> str:

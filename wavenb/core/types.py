@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Final, Literal, get_args
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "OUTPUT_SIZES",
     "PRICE_PER_VIDEO",
     "AspectRatio",
+    "closest_ratio",
 ]
 
 MODEL_ID: Final = "runwayml/gen4-turbo"
@@ -39,3 +41,27 @@ ENHANCER_MODEL_ID: Final = "wavespeed-ai/prompt-optimizer"
 
 ENHANCER_PRICE: Final = 0.001
 """US dollars the real API lists for one prompt-optimizer run."""
+
+
+def closest_ratio(width: int, height: int) -> AspectRatio:
+    """The one of the five output ratios nearest to ``width:height``, compared in log space.
+
+    Log space makes 2:1 and 1:2 equally far from 1:1. Ties go to the earlier ratio of
+    ``ASPECT_RATIOS``.
+
+    Raises:
+        ValueError: a side is not positive.
+
+    Examples:
+        >>> closest_ratio(3000, 2000)
+        '4:3'
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    target = math.log(width / height)
+
+    def distance(ratio: AspectRatio) -> float:
+        w, h = ratio.split(":")
+        return abs(math.log(int(w) / int(h)) - target)
+
+    return min(ASPECT_RATIOS, key=distance)

@@ -43,7 +43,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
-from wavenb.core.types import ASPECT_RATIOS, OUTPUT_SIZES, AspectRatio
+from wavenb.core.types import OUTPUT_SIZES, AspectRatio, closest_ratio
 from wavenb.sandbox._label import Label
 from wavenb.sandbox._motion import CameraMotion, Easing
 
@@ -131,26 +131,6 @@ class VideoProbe:
     frames: int
     pix_fmt: str
     """Pixel format, e.g. ``"yuv420p"``."""
-
-
-def closest_ratio(width: int, height: int) -> AspectRatio:
-    """Pick the aspect ratio nearest to ``width`` / ``height``, comparing in log space.
-
-    Log space makes 2:1 and 1:2 equally far from 1:1. Ties go to the earlier ratio of
-    ``wavenb.core.types.ASPECT_RATIOS``.
-
-    Raises:
-        ValueError: if a side is not positive.
-
-    Examples:
-        >>> closest_ratio(3000, 2000)
-        '4:3'
-
-    """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    target = math.log(width / height)
-    return min(ASPECT_RATIOS, key=lambda ratio: abs(math.log(_ratio_value(ratio)) - target))
 
 
 def render_video(
@@ -258,11 +238,6 @@ def probe_video(path: Path | str) -> VideoProbe:
 
 
 # --- the source picture --------------------------------------------------------------------
-
-
-def _ratio_value(ratio: AspectRatio) -> float:
-    width, height = ratio.split(":")
-    return int(width) / int(height)
 
 
 def _plain_rgb(image: Image.Image) -> Image.Image:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
-import math
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import httpx
 
 from wavenb.core.errors import InputError
 from wavenb.core.images import ImageInput, prepare_image
-from wavenb.core.types import ASPECT_RATIOS, AspectRatio
+from wavenb.core.types import AspectRatio, closest_ratio
 
 __all__ = [
     "CHECK_TIMEOUT",
@@ -70,21 +69,6 @@ class SourceImage:
     def closest_ratio(self) -> AspectRatio:
         """The output ratio nearest to the image's own shape."""
         return closest_ratio(self.width, self.height)
-
-
-def closest_ratio(width: int, height: int) -> AspectRatio:
-    """The one of the five output ratios nearest to ``width:height`` (compared as logarithms).
-
-    >>> closest_ratio(1200, 800)
-    '4:3'
-    """
-    aspect = math.log(width / height)
-
-    def distance(ratio: AspectRatio) -> float:
-        w, h = ratio.split(":")
-        return abs(aspect - math.log(int(w) / int(h)))
-
-    return min(ASPECT_RATIOS, key=distance)
 
 
 def from_upload(value: Sequence[Mapping[str, Any]]) -> tuple[bytes, str]:

@@ -44,6 +44,7 @@ from wavenb.studio.image import SourceImage, check_image_url, from_upload, load_
 from wavenb.studio.runs import PLOT_MISSING, Run, run_state, timeline_png
 from wavenb.ui.channel import FrontEnd, static
 from wavenb.ui.posters import poster, poster_missing_reason
+from wavenb.ui.text import money
 
 __all__ = ["Studio"]
 
@@ -446,7 +447,7 @@ class Studio(FrontEnd, Generations):
         missing = self._missing()
         self.sandbox = sandbox
         self.generate_ready = missing is None
-        self.generate_label = f"Generate · {words.price_label(self.client.price_per_video)}"
+        self.generate_label = f"Generate · {money(self.client.price_per_video)}"
         self.generate_hint = missing or ""
         self.spent_text = words.spent_label(self._spent, sandbox=sandbox)
         self.char_count = words.char_count(self.prompt)

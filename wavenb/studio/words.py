@@ -28,7 +28,6 @@ __all__ = [
     "describe_error",
     "generate_code",
     "image_summary",
-    "price_label",
     "progress_text",
     "ratio_options",
     "resume_offer",
@@ -90,11 +89,6 @@ def unresolved_warning(count: int) -> str:
         f"{count} {subject} no answer and may have been charged; {pronoun} never resent "
         "(see wavenb.unresolved())"
     )
-
-
-def price_label(price: float) -> str:
-    """``"free"`` on the sandbox, else dollars: ``"$0.50"``."""
-    return "free" if price == 0 else f"${price:.2f}"
 
 
 def ratio_options() -> list[tuple[str, str]]:
