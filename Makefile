@@ -1,7 +1,7 @@
 # Every target bootstraps .venv from nothing (python3 -m venv + pip), then acts.
 # make demo   render a video from a sample image on the embedded sandbox
-# make test   lint (ruff), types (mypy strict) and the whole test suite, offline (installs
-#             Debian's chromium for the browser tests); what CI runs
+# make test   lint (ruff), types (mypy strict) and the whole test suite, offline except package
+#             installs (installs Debian's chromium for the browser tests); what CI runs
 # make test-fast  the inner loop: no browser, no chaos soak, no notebooks (under 2 min)
 # make lab    JupyterLab on notebooks/
 # make app    the Studio as a stand-alone web app (Voilà) for teaching demos
@@ -10,8 +10,8 @@
 #             builds it too (tests/test_docs.py)
 # make docs-notebooks  run copies of notebooks/ on the sandbox into docs/notebooks/ (with
 #             outputs, committed); make docs renders those without running them
-# make bench  wavenb vs the official SDK vs a naive loop on the served sandbox (~15 min on 2
-#             cores; BENCH_ARGS=--quick for ~2 min). Not part of make test.
+# make bench  wavenb vs the official SDK vs a naive loop on the served sandbox (~33 min on 2
+#             cores; BENCH_ARGS=--quick for ~5 min). Not part of make test.
 
 PYTHON ?= python3
 VENV := .venv

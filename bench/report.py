@@ -176,7 +176,28 @@ def _new_sections(results: dict[str, Any]) -> list[str]:
             continue
         out += ["", f"### {title}" if title else ""]
         out += [f"failed: {block['error']}"] if "error" in block else ["", render(block)]
+    out += _measured_elsewhere(results)
     return out
+
+
+def _measured_elsewhere(results: dict[str, Any]) -> list[str]:
+    """A/B metrics and sandbox throughput (run as their own scripts), when the run has them."""
+    lines: list[str] = []
+    metrics, compared = results.get("metrics"), results.get("compare_metrics")
+    if metrics and "error" not in metrics:
+        row = metrics["measure"].get("all") or next(iter(metrics["measure"].values()))
+        lines += ["", "### A/B metrics", "",
+                  f"- metrics of a 5 s 1280x720 clip: {row['median']:.2f} s median, "
+                  f"{row['cpu']:.2f} CPU-s (target <= 1 s)"]  # fmt: skip
+    if compared and "error" not in compared:
+        lines.append(
+            f"- a 2x2 comparison with metrics on: {compared['paired_slowdown']:+.1%} wall time "
+            f"(median of back-to-back pairs; medians {compared['slowdown']:+.1%}; target <= +10 %)"
+        )
+    throughput = results.get("throughput")
+    if throughput and "error" not in throughput:
+        lines += ["", "### Sandbox throughput", "", "```", json.dumps(throughput, indent=1), "```"]
+    return lines
 
 
 def _local_table(results: dict[str, Any]) -> list[str]:

@@ -359,6 +359,19 @@ class Bench:
         )
         log("schedules, simulated")
         results["schedules"] = guarded(lambda: schedules.figures(quick=self.quick))
+        log("A/B metrics: one clip, and a comparison with and without them")
+        load["metrics"] = os.getloadavg()[0]
+        repeats = 3 if self.quick else 7
+        results["metrics"] = guarded(lambda: last_json("bench.metrics_bench", "--repeats",
+                                                      str(repeats)))  # fmt: skip
+        results["compare_metrics"] = guarded(
+            lambda: last_json("bench.compare_metrics", "--repeats", str(max(2, repeats - 2)))
+        )
+        log("sandbox throughput: renders one after another and all at once")
+        load["throughput"] = os.getloadavg()[0]
+        results["throughput"] = guarded(
+            lambda: last_json("bench.sandbox_throughput", "--rounds", "1" if self.quick else "3")
+        )
         results["theory"] = schedules.optimal_mean_e(LOW, HIGH, 5.0, 0.25)
         results["machine"]["load_after"] = os.getloadavg()
         results["elapsed_s"] = time.monotonic() - started
@@ -407,6 +420,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nresults: {shown} ({results['elapsed_s']:.0f} s)")
     shutil.rmtree(WORK, ignore_errors=True)
     return 0
+
+
+def last_json(module: str, *args: str) -> dict[str, Any]:
+    """Run a bench script (``python -m module args``) in a fresh process; its last line's JSON."""
+    done = subprocess.run(
+        [PYTHON, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, check=True,
+        timeout=1800,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def guarded(measure: Any) -> dict[str, Any]:

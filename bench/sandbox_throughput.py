@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import multiprocessing
 import os
 import resource
 import socket
@@ -82,9 +81,12 @@ def own_cpu() -> float:
 def workers_cpu() -> float:
     """CPU-seconds the pool's live worker processes have used, all their threads."""
     total = 0.0
-    for worker in multiprocessing.active_children():
+    # The workers are subprocesses of the sandbox's own pool (``python -m ...``), not
+    # multiprocessing children: ask the pool for their pids.
+    pool = _pool._processes  # the bench measures the pool's insides
+    for pid in pool.pids if pool is not None else []:
         try:
-            fields = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime

@@ -34,6 +34,31 @@ __all__ = [
     "widget_states",
 ]
 
+# Which extra brings each optional module: a test module that needs one that is absent is
+# reported as skipped, with the extra to install, instead of failing to be collected.
+EXTRA_OF = {
+    "ipywidgets": "notebook", "anywidget": "notebook", "IPython": "notebook",
+    "av": "sandbox", "numpy": "sandbox", "starlette": "sandbox", "uvicorn": "sandbox",
+    "multipart": "sandbox", "pandas": "pandas", "matplotlib": "plot",
+    "nbclient": "test", "nbformat": "test", "playwright": "test", "wavespeed": "test",
+}  # fmt: skip
+_MISSING = re.compile(r"ModuleNotFoundError: (?:No module named '|import of )([\w.]+)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A test module whose optional dependency is not installed is skipped, saying which extra."""
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        found = _MISSING.search(str(report.longrepr))
+        top = found.group(1).split(".")[0] if found else ""
+        if top in EXTRA_OF:
+            report.outcome = "skipped"
+            reason = f"Skipped: needs {top}: pip install 'wavenb[{EXTRA_OF[top]}]'"
+            report.longrepr = (str(collector.path), 0, reason)
+    return report
+
+
 # CI runs `pytest --hypothesis-profile=ci`: the same examples on every run, so a red build is
 # reproducible and a green one is not luck. Locally the default profile keeps exploring.
 settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import wavenb
 from tests.conftest import API, CANARY_KEY, MP4, PID, png_bytes, prediction
 from wavenb import (
     AsyncClient,
@@ -418,3 +419,14 @@ async def test_blocking_client_never_reenters_the_running_loop(tmp_path):
         assert ran == [], "the running loop was re-entered during a blocking call"
     await pending
     assert ran == [True]
+
+
+def test_the_blocking_client_offers_everything_the_async_one_does() -> None:
+    """Every public method and property, but the two that hand out coroutine objects
+    (``aio``, the async client underneath, is how to reach those)."""
+    not_blocking = {"aclose", "job", "follow"}  # ``close``; a Job's steps are coroutines
+    names_async = {n for n in dir(wavenb.AsyncClient) if not n.startswith("_")} - not_blocking
+    names_sync = {n for n in dir(wavenb.Client) if not n.startswith("_")} - {"close", "aio"}
+    assert names_async == names_sync
+    with wavenb.Client() as client:
+        assert client.runtime is client.aio.runtime

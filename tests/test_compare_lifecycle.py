@@ -273,8 +273,9 @@ def test_a_new_video_drops_the_old_metrics_and_times_come_from_the_phases() -> N
 def test_how_a_cell_ends_keeps_the_lifecycles_word() -> None:
     stop = asyncio.CancelledError()
     assert ending_of(stop, Phase.WAITING)[:2] == (
-        Phase.STOPPED, "stopped before it was sent: nothing was paid",
+        Phase.REFUSED, "stopped before it was sent: nothing was paid",
     )  # fmt: skip
+    assert ending_of(stop, Phase.REFUSED)[0] is Phase.REFUSED  # the job said: never sent
     assert ending_of(stop, Phase.PROCESSING)[0] is Phase.STOPPED
     assert ending_of(stop, Phase.UNKNOWN)[0] is Phase.UNKNOWN  # maybe charged: never resent
     refused = ending_of(InvalidRequestError("bad ratio", status=400), Phase.REFUSED)

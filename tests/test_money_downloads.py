@@ -82,6 +82,27 @@ async def test_an_endless_output_stops_at_the_size_cap(tmp_path: Path) -> None:
     assert written < 1 << 20  # nothing kept (the journal lives elsewhere)
 
 
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_an_endless_error_page_from_the_output_host_is_read_with_a_cap(
+    encoding: str, tmp_path: Path
+) -> None:
+    """A 500 whose body never ends (or a gzip bomb) is an error, read only up to its cap."""
+    if encoding == "gzip":
+        reply = Reply(500, gzip_bomb(1 << 30), {"content-encoding": "gzip"})
+    else:
+        reply = Reply(500, mode="endless")
+    with Provider() as provider:
+        provider.override = lambda s: reply if s.path.startswith("/out/") else None
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        async with wavenb.AsyncClient(CANARY_KEY, provider.url, output_dir=tmp_path) as client:
+            with pytest.raises(wavenb.WavenbError):
+                await asyncio.wait_for(client.generate(png_bytes(), PROMPT), 60)
+            [row] = client.journal.rows()
+        grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 200 * 1024, f"peak RSS grew by {grown_kib} KiB"
+    assert row.resumable and row.path is None  # nothing recorded as the video; kept to resume
+
+
 async def test_a_promised_length_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
     with Provider() as provider:
         provider.override = lambda s: Reply(200, MP4, claim=10 << 30) if s.path.startswith("/out/") else None
@@ -207,3 +228,17 @@ async def test_completed_without_outputs_is_an_end_not_a_resume_loop(tmp_path: P
             [row] = client.journal.rows()
             assert row.status == "failed" and not row.resumable
             assert await client.resume() == []
+
+
+async def test_a_task_the_provider_forgot_while_waited_for_is_recorded_gone(tmp_path: Path) -> None:
+    """A 404 while waiting: the journal and every view say ``gone`` (not ``processing``)."""
+    seen: list[str] = []
+    with Provider(instant=False) as provider:
+        async with wavenb.AsyncClient(CANARY_KEY, provider.url, output_dir=tmp_path) as client:
+            prediction = await client.submit(png_bytes(), PROMPT)
+            provider.tasks.pop(prediction.id)  # expired, or deleted from the web console
+            with pytest.raises(wavenb.NotFoundError):
+                await client.wait(prediction, on_update=lambda u: seen.append(u.phase.value))
+            [row] = client.journal.rows()
+            assert client.journal.resumable() == []
+    assert (row.phase.value, row.status) == ("gone", "deleted") and seen[-1] == "gone"

@@ -168,6 +168,24 @@ with Journal(sys.argv[1]) as journal:
 """
 
 
+def test_history_shows_an_embedded_sandbox_task_of_an_ended_kernel_as_lost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not "processing" forever: ``history`` (function and CLI) says it was lost, for free."""
+    import sys
+
+    from wavenb.cli.main import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("WAVENB_HOME", str(home))
+    subprocess.run([sys.executable, "-c", EMBEDDED_ROW, str(home / "journal.sqlite3")], check=True)
+    [row] = wavenb.history()
+    assert (row.phase.value, row.cost) == ("gone", 0.0) and "lost with the kernel" in (row.error or "")
+    assert [r.prediction_id for r in wavenb.history(status="gone")] == ["a" * 32]
+    assert main(["history"]) == 0
+    assert "processing" not in capsys.readouterr().out
+
+
 def test_rows_of_an_embedded_sandbox_that_ended_with_its_kernel_are_not_offered(tmp_path: Path) -> None:
     """A kernel ran a task on its in-process sandbox, then ended: that task is gone, for free."""
     import sys

@@ -6,6 +6,7 @@ records every request and echoes the Authorization header back wherever a server
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -136,13 +137,16 @@ def echoing(where: str) -> callable:  # type: ignore[valid-type]
         if "/model/" in seen.path:
             return Reply.json(envelope(None, 404, said), status=404)
         if seen.path.endswith("/upload/binary"):
+            if where == "upload":  # the bare key in the uploaded image's URL
+                key = seen.authorization.removeprefix("Bearer ")
+                return Reply.json(envelope({"download_url": f"https://img.example/{key}/u.png"}))
             return Reply.json(envelope({"download_url": "https://img.example/u.png"}))
         if seen.path.endswith("/gen4-turbo"):
             if where in ("422", "500"):
                 return Reply.json(envelope(None, int(where), said), status=int(where))
             return Reply.json(envelope(prediction_data(PID)))
         if seen.path.endswith("/result"):
-            if where == "task":
+            if where in ("task", "upload"):
                 return Reply.json(envelope(prediction_data(PID, "failed", error=said)))
             url = f"http://127.0.0.1:1/{seen.authorization}/1.mp4"  # an output URL with the key
             return Reply.json(envelope(prediction_data(PID, "completed", outputs=[url])))
@@ -168,7 +172,7 @@ def every_text(error: BaseException) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize("where", ["422", "500", "task", "output"])
+@pytest.mark.parametrize("where", ["422", "500", "task", "output", "upload"])
 async def test_a_server_echoing_the_key_never_gets_it_shown(
     where: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
@@ -185,6 +189,25 @@ async def test_a_server_echoing_the_key_never_gets_it_shown(
     assert CANARY_KEY.encode() not in journal_bytes
     rows = wavenb.history()
     assert CANARY_KEY not in json.dumps([r.as_dict() for r in rows])
+
+
+@pytest.mark.parametrize("where", ["422", "500", "task", "upload"])
+async def test_the_studio_never_shows_an_echoed_key(where: str, tmp_path: Path) -> None:
+    """The Studio's error box and its "details" (the server's whole answer) reach widget state."""
+    pytest.importorskip("ipywidgets")
+    from wavenb.studio.widget import Studio
+
+    with Hostile(echoing(where)) as server:
+        client = wavenb.AsyncClient(CANARY_KEY, server.url, output_dir=tmp_path)
+        studio = Studio(client=client, save_dir=tmp_path / "saved")
+        await studio.set_image(png_bytes())
+        studio.prompt = f"Camera slowly zooms in {where}"
+        await asyncio.wait_for(studio.generate(), 30)
+        await client.aclose()
+    state = json.dumps(studio.get_state(), default=repr)
+    assert studio.error  # an error is shown; where it quotes the server, the echo is scrubbed
+    assert where == "500" or "REDACTED" in json.dumps(studio.error, default=repr)
+    assert CANARY_KEY not in state + repr(studio.history)
 
 
 def test_the_cli_never_prints_an_echoed_key(

@@ -101,6 +101,34 @@ async def test_two_matching_tasks_are_shown_never_guessed(tmp_path: Path) -> Non
         assert uncertain.status == "unknown" and uncertain.prediction_id is None
 
 
+async def test_a_history_without_inputs_is_no_evidence_of_no_charge(tmp_path: Path) -> None:
+    """The history's items may come without their inputs (its shape is not documented): a task
+    of the window that cannot be compared may be this one, so the row is never "not charged"."""
+    clock = Clock()
+    with Provider() as provider:
+        lose = lose_answers(provider, create=True)
+
+        def no_inputs(seen: Seen) -> Reply | None:
+            if seen.path == "/api/v3/predictions":
+                items = [provider.prediction(pid) for pid in provider.tasks]
+                return Reply.json({"code": 200, "message": "success", "data": {
+                    "page": 1, "page_size": 100, "total": len(items), "items": items}})
+            return lose(seen)
+
+        provider.override = no_inputs
+        async with client_for(provider, tmp_path, clock) as client:
+            with pytest.raises(wavenb.SubmissionUncertain):
+                await client.generate(png_bytes(), PROMPT)
+            clock.now += SETTLE_AFTER + timedelta(seconds=1)
+            [result] = await client.reconcile()
+            [row] = client.journal.unresolved()
+        assert result.outcome == "ambiguous" and result.candidates == (provider.ids[0],)
+        assert "carry no inputs" in result.evidence
+        assert (row.status, row.cost) == ("unknown", 0.5)  # still counted as maybe charged
+        assert row.error is not None and provider.ids[0] in row.error  # the evidence is kept
+        assert len(provider.submits()) == 1
+
+
 async def test_no_history_endpoint_leaves_it_unknown_and_says_why(tmp_path: Path) -> None:
     with Provider() as provider:
         def no_history(seen: Seen) -> Reply | None:
@@ -196,3 +224,23 @@ def test_a_submit_whose_process_died_while_sending_is_settled_and_joined(
         assert len(provider.submits()) == 1
         [row] = wavenb.history()
         assert row.prediction_id == video.id and row.phase.value == "downloaded"
+
+
+async def test_the_same_request_again_after_a_lost_answer_that_was_not_charged_goes_out(
+    tmp_path: Path,
+) -> None:
+    """The identical earlier submit is settled "not charged" from the history: this one is sent
+    (once), instead of stopping with "may already have been charged"."""
+    clock = Clock()
+    image = "https://img.example/cat.png"
+    with Provider() as provider:
+        provider.override = lose_answers(provider, create=False)
+        async with client_for(provider, tmp_path, clock) as client:
+            with pytest.raises(wavenb.SubmissionUncertain):
+                await client.generate(image, PROMPT)
+            clock.now += SETTLE_AFTER + timedelta(seconds=1)
+            video = await client.generate(image, PROMPT)
+            rows = client.journal.rows()
+        assert video.path.read_bytes() == MP4 and len(provider.ids) == 1
+        assert len(provider.submits()) == 2  # the lost one (not created), then this one
+    assert sorted(row.status for row in rows) == ["completed", "refused"]

@@ -7,14 +7,18 @@ such as numpy and httpcore that the inner run imported first.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
 import wavenb
-from tests.conftest import ASSETS
+from tests.conftest import ASSETS, ROOT
 from wavenb import testing
 from wavenb.sandbox import SandboxConfig
 
@@ -234,3 +238,19 @@ async def test_the_factory_passes_a_fault_plan_through(
     assert video.prediction.status is wavenb.Status.COMPLETED
     assert sandbox.state.faults is not None
     assert sandbox.state.faults.stats.fired["result 503"] == 2
+
+
+def test_a_test_module_needing_an_absent_extra_is_skipped_with_the_extra_named(tmp_path: Path) -> None:
+    """Without matplotlib (the ``plot`` extra) the timeline tests are skipped, saying what to
+    install: not a collection error."""
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text("import sys\nsys.modules['matplotlib'] = None  # as if not installed\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         "tests/test_timeline.py", "tests/test_protocol.py"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "needs matplotlib: pip install 'wavenb[plot]'" in done.stdout
+    assert "error" not in done.stdout.lower()  # the rest of the suite ran as usual

@@ -21,9 +21,9 @@ folder (journal, outputs), and a client made without arguments uses the embedded
 clients learn (durations, embedded sandboxes, notices) reaches the next. And **fast**: the
 runtime is ``Runtime.scaled(TEST_SCALE)`` (0.02), so the production code runs with its production
 retry and poll control flow (the same attempts, the same checks) while every wait takes a
-fiftieth of the time; stamina's own back-off waits are skipped (its test mode, capped at
-production's attempt counts); sandboxes render 1 s clips at ``instant`` speed. All is restored
-after the test.
+fiftieth of the time (read retries' back-off and ``Retry-After`` waits included: stamina's
+waits are given in runtime seconds, with no test-only mode); sandboxes render 1 s clips at
+``instant`` speed. All is restored after the test.
 
     import wavenb
 
@@ -96,7 +96,6 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import httpx
 import pytest
-import stamina
 
 from wavenb.client.async_client import AsyncClient
 from wavenb.client.sync import Client
@@ -269,8 +268,8 @@ def wavenb_offline(
     Unsets ``WAVESPEED_API_KEY``, ``WAVENB_BASE_URL``, ``WAVESPEED_BASE_URL`` and
     ``WAVENB_MAX_SPEND``; points ``WAVENB_HOME`` at ``tmp_path / "wavenb-home"``; makes the
     embedded sandbox ``instant``; installs a fresh runtime, scaled (``TEST_SCALE``) except while
-    a ``vcr`` test records (real waits: a few polls per task, not hundreds), and stamina's test
-    mode at production's attempt counts. Everything is restored afterwards.
+    a ``vcr`` test records (real waits: a few polls per task, not hundreds). Everything is
+    restored afterwards.
     """
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
@@ -280,12 +279,10 @@ def wavenb_offline(
     recording = _recording(request)
     fresh = runtimes.Runtime() if recording else runtimes.Runtime.scaled(TEST_SCALE)
     previous = runtimes.install(fresh)
-    stamina.set_testing(not recording, attempts=1000, cap=True)
     try:
         yield home
     finally:
         runtimes.install(previous)
-        stamina.set_testing(False)
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 - ``reference/api/``: one page per public name, read from ``wavenb.__all__`` plus the lazily
   loaded names (``wavenb._LAZY``: ``Studio``, ``compare``, ``Comparison``, ``plot_timeline``,
-  each with the extra it needs), rendered by mkdocstrings from the docstrings; an index with
-  each name's first docstring line.
+  each with its extra: ``Studio`` cannot load without the notebook extra, while ``compare``
+  and ``Comparison`` load without it and need it only to display the comparison's grid, and
+  ``plot_timeline`` needs the plot extra only to draw), rendered by mkdocstrings from the
+  docstrings; an index with each name's first docstring line.
   A renamed, added or removed public name changes the pages with no edit here.
 - ``reference/errors.md``: the exception tree, from ``wavenb.core.errors``' module docstring.
 - ``reference/cli.md``: every subcommand and option, from ``wavenb.cli.main._parser()``.
@@ -33,6 +35,15 @@ import mkdocs_gen_files
 
 ROOT = Path(__file__).resolve().parents[2]
 API = Path("reference/api")
+
+EXTRA_FOR = {
+    "compare": "displaying its grid",
+    "Comparison": "displaying its grid",
+    "plot_timeline": "drawing",
+}
+"""Lazily loaded names that load without their extra, and what the extra is for; the others
+cannot load without it. tests/test_docs.py imports every lazy name with its extra missing and
+checks each page's note against what happened."""
 
 KINDS = {
     "classes": "Classes",
@@ -112,7 +123,16 @@ def api_page(item: PublicName) -> str:
     if item.lazy_module is None:
         note = f"`from wavenb import {item.name}`"
     else:
-        needs = f": it needs `pip install 'wavenb[{item.extra}]'`" if item.extra else ""
+        install = f"`pip install 'wavenb[{item.extra}]'`"
+        if not item.extra:
+            needs = ""
+        elif item.name in EXTRA_FOR:
+            needs = (
+                f"; it loads without the {item.extra} extra, which only"
+                f" {EXTRA_FOR[item.name]} needs ({install})"
+            )
+        else:
+            needs = f": it needs {install}"
         note = f"`wavenb.{item.name}`, loaded on first use from `{item.lazy_module}`{needs}."
     return "\n".join([*lines, "", f"<small>{note}</small>", ""])
 

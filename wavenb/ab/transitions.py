@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from wavenb.ab.cells import CellRun
 from wavenb.core.errors import NotFoundError, PredictionFailed, WavenbError
 from wavenb.core.phase import Phase
 from wavenb.jobs.events import Update
 
-__all__ = ["changes_for", "ending_of"]
+__all__ = ["NOT_SENT", "changes_for", "ending_of"]
+
+NOT_SENT: Final = "stopped before it was sent: nothing was paid"
+"""A cell cancelled before its paid request went out (``refused``: not a failure of the cell)."""
 
 
 def changes_for(run: CellRun, update: Update, *, price: float, now: datetime) -> dict[str, Any]:
@@ -69,8 +72,8 @@ def ending_of(error: BaseException, phase: Phase | None) -> tuple[Phase, str, bo
                 "interrupted while sending: maybe charged; wavenb.resume() settles it",
                 False,
             )
-        if phase in (None, Phase.WAITING):
-            return Phase.STOPPED, "stopped before it was sent: nothing was paid", False
+        if phase in (None, Phase.WAITING, Phase.REFUSED):
+            return Phase.REFUSED, NOT_SENT, False
         text = "stopped: wavenb stopped waiting (the task goes on; run the comparison again)"
         return Phase.STOPPED, text, False
     if isinstance(error, PredictionFailed):

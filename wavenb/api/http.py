@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, Final
 
 import httpx
@@ -48,7 +48,7 @@ from wavenb.core.errors import (
 from wavenb.core.redact import install_log_filter, redact
 from wavenb.core.runtime import Runtime
 
-__all__ = ["DEFAULT_CONNECTIONS", "MAX_ANSWER", "Http", "read_retryable"]
+__all__ = ["DEFAULT_CONNECTIONS", "MAX_ANSWER", "Http", "read_capped", "read_retryable"]
 
 logger = logging.getLogger("wavenb")
 install_log_filter(logger)
@@ -112,7 +112,7 @@ class Http:
             headers={
                 "X-Client-Name": USER_AGENT_NAME,
                 "X-Client-Version": version,
-                # Only encodings this module can inflate with a bound (see _read_capped).
+                # Only encodings this module can inflate with a bound (see read_capped).
                 "Accept-Encoding": "gzip, deflate",
             },
             follow_redirects=True,
@@ -133,9 +133,14 @@ class Http:
         path: str,
         *,
         paid: bool = False,
+        on_admitted: Callable[[], Awaitable[None]] | None = None,
         **kwargs: Any,  # noqa: ANN401  (httpx's request options, passed through)
     ) -> Any:  # noqa: ANN401  (the envelope's data is whatever the endpoint returns)
         """Send one request to the API and return the envelope's ``data``; no retries.
+
+        ``on_admitted`` runs once the request holds one of the client's connection slots, just
+        before it is handed to httpx: the lifecycle journals "sending" there, so a submit
+        cancelled while it waits for a slot is known never to have left.
 
         Raises:
             TransportError: no answer (``request_sent`` says whether it left the machine).
@@ -145,6 +150,8 @@ class Http:
         # The paid submit never follows a redirect: a 307 would re-POST it somewhere else.
         request = self._client.build_request(method, path, **kwargs)
         async with self._admitted():
+            if on_admitted is not None:
+                await on_admitted()
             status, headers, content = await self._exchange(
                 request, paid=paid, follow=not paid, auth=self._auth
             )
@@ -169,12 +176,45 @@ class Http:
 
     async def read(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401
         """``call`` for idempotent requests, retried on 429, 5xx and broken connections."""
-        async for attempt in stamina.retry_context(
-            on=read_retryable, attempts=6, timeout=120.0, wait_initial=0.5, wait_max=30.0
+        async for attempt in self.retrying(
+            read_retryable, attempts=6, timeout=120.0, wait_initial=0.5, wait_max=30.0
         ):
             with attempt:
                 data = await self.call(method, path, **kwargs)
         return data
+
+    def retrying(
+        self,
+        on: Callable[[Exception], bool | float],
+        *,
+        attempts: int,
+        timeout: float,
+        wait_initial: float,
+        wait_max: float,
+    ) -> AsyncIterator[stamina.Attempt]:
+        """The retry loop (stamina) with every wait in runtime seconds (the runtime's ``scale``).
+
+        Production (scale 1) waits exactly what the arguments say. A scaled test runtime waits
+        the same schedule, shorter: the same attempts, back-off and ``Retry-After`` waits, with
+        no test-only mode (a ``Retry-After`` of ``s`` server seconds is ``s * server_seconds``
+        runtime seconds).
+        """
+        scale, server = self.runtime.scale, self.runtime.server_seconds
+
+        def scaled(error: Exception) -> bool | float:
+            verdict = on(error)
+            if isinstance(verdict, bool):
+                return verdict
+            return verdict * server * scale
+
+        return stamina.retry_context(
+            on=scaled,
+            attempts=attempts,
+            timeout=timeout * scale,
+            wait_initial=wait_initial * scale,
+            wait_max=wait_max * scale,
+            wait_jitter=1.0 * scale,
+        )
 
     @contextlib.asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[httpx.Response]:
@@ -216,7 +256,7 @@ class Http:
     ) -> tuple[int, httpx.Headers, bytes]:
         response = await self._send(request, paid=paid, follow=follow, auth=auth, stream=True)
         try:
-            content = await _read_capped(response, MAX_ANSWER)
+            content = await read_capped(response, MAX_ANSWER)
         except httpx.RequestError as error:
             raise _failure(request, error, paid=paid, sent=True) from None
         finally:
@@ -276,7 +316,7 @@ def _describe(error: httpx.RequestError) -> str:
     return f"its answer was unusable ({type(error).__name__})"
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
     """The decoded body, refusing more than ``limit`` bytes however it is encoded."""
     if response.is_stream_consumed:
         # Built in memory (a test transport): httpx has read, and decoded, it already.

@@ -19,7 +19,7 @@ import asyncio
 import builtins
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -50,11 +50,18 @@ class Predictions:
     def __init__(self, http: Http) -> None:
         self._http = http
 
-    async def create(self, body: Mapping[str, Any], *, model: str = MODEL_ID) -> Prediction:
+    async def create(
+        self,
+        body: Mapping[str, Any],
+        *,
+        model: str = MODEL_ID,
+        on_admitted: Callable[[], Awaitable[None]] | None = None,
+    ) -> Prediction:
         """Send the paid submit **once** and return the new task.
 
         No retry and no journal here: callers go through the lifecycle (``wavenb.jobs``),
-        which records the submission before calling this and paces it.
+        which records the submission before calling this and paces it. ``on_admitted`` runs
+        once the request holds a connection slot, just before it goes out (``Http.call``).
 
         Raises:
             SubmissionUncertain: sent, but no usable answer (the task may exist).
@@ -62,7 +69,7 @@ class Predictions:
             APIError: refused by the server (nothing was created).
         """
         data = await self._http.call("POST", f"{protocol.API_PREFIX}/{model}", json=dict(body),
-                                     paid=True)  # fmt: skip
+                                     paid=True, on_admitted=on_admitted)  # fmt: skip
         try:
             return protocol.parse_prediction(data)
         except ServerError:

@@ -162,10 +162,13 @@ def resume_all(args: argparse.Namespace, key: str | None) -> int:
             failures += 1
             say(f"{item.row.prediction_id}: {item.error}")
     for row in unresolved():
+        error = row.error or ""
+        found = f" History: {error.removeprefix('ambiguous: ')}." if error.startswith(
+            "ambiguous: ") else ""  # fmt: skip
         say(
             f"submitted {row.submitted_at:%Y-%m-%d %H:%M} to {row.base_url} without an answer "
             f"({row.status}): it may have been charged and the account's history does not settle "
-            f"it yet; never resent. Prompt: {row.prompt[:60]!r}"
+            f"it yet; never resent. Prompt: {row.prompt[:60]!r}.{found}"
         )
     return 1 if failures else 0
 

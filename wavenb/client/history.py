@@ -15,6 +15,7 @@ else's key.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import defaultdict
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ from typing import Any
 
 from wavenb.client.sync import Client
 from wavenb.core.config import DEFAULT_BASE_URL, SANDBOX_BASE_URL
-from wavenb.core.errors import AuthenticationError, InputError, WavenbError
+from wavenb.core.errors import AuthenticationError, InputError, JournalError, WavenbError
 from wavenb.core.phase import Phase
 from wavenb.jobs.events import ProgressCallback
 from wavenb.jobs.resume import Resumed
@@ -70,6 +71,8 @@ def history(
         words = ", ".join(sorted({*STATUSES, *(p.value for p in Phase)}))
         raise InputError(f"unknown status {unknown[0]!r}; one of: {words}")
     with Journal() as journal:
+        with contextlib.suppress(JournalError):  # a read-only journal can still be read
+            journal.mark_lost_sandbox_rows()  # an embedded sandbox's rows died with its kernel
         if not phases:
             return History(journal.rows(status=stored or None, since=since, text=text,
                                         limit=limit))  # fmt: skip

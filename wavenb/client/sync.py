@@ -28,6 +28,7 @@ from wavenb.client.async_client import AsyncClient, ClientOptions
 from wavenb.core.images import ImageInput
 from wavenb.core.models import Timeline, Video
 from wavenb.core.polling import DurationStats
+from wavenb.core.runtime import Runtime
 from wavenb.core.types import AspectRatio
 from wavenb.journal.store import Journal
 
@@ -56,7 +57,8 @@ class Client:
     """Blocking client for scripts and notebook cells. Same arguments as ``AsyncClient``.
 
     Every method and property of ``AsyncClient`` is here, blocking: the body is the async one,
-    run on this client's private loop.
+    run on this client's private loop. (Not ``job`` and ``follow``: a ``Job``'s steps are
+    coroutines; ``aio`` is the async client, for code that awaits.)
 
     Examples:
         >>> with Client() as client:                                       # doctest: +SKIP
@@ -99,6 +101,9 @@ class Client:
     account: Account = _same("account", AsyncClient.account.__doc__)  # type: ignore[assignment]
     models: Models = _same("models", AsyncClient.models.__doc__)  # type: ignore[assignment]
     enhancer: Enhancer = _same("enhancer", AsyncClient.enhancer.__doc__)  # type: ignore[assignment]
+    runtime: Runtime = _same("runtime", AsyncClient.runtime.__doc__)  # type: ignore[assignment]
+    # Not here: ``job`` and ``follow`` hand out a ``Job``, whose steps are coroutines on the
+    # client's loop; blocking code uses ``generate`` / ``submit`` / ``wait`` / ``resume``.
 
     def timeline(self, prediction_id: str) -> Timeline:
         """Every request this client made about a task, in order (empty if it made none)."""

@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from wavenb.core.redact import redact_data
+
 if TYPE_CHECKING:
     from wavenb.core.models import Prediction
 
@@ -141,7 +143,8 @@ class APIError(WavenbError):
         self.status = status
         self.code = code if code is not None else status
         self.request_id = request_id
-        self.body = body
+        # Kept whole for "details" views (the Studio's), so scrubbed like the message.
+        self.body: Mapping[str, Any] | None = None if body is None else redact_data(body)
 
     def __repr__(self) -> str:
         name = type(self).__name__

@@ -28,7 +28,7 @@ from wavenb.core.errors import (
     ServerError,
 )
 from wavenb.core.models import Prediction, Status
-from wavenb.core.redact import redact
+from wavenb.core.redact import redact, redact_data
 from wavenb.core.types import ASPECT_RATIOS, MODEL_ID, PRICE_PER_VIDEO, AspectRatio
 
 __all__ = [
@@ -305,7 +305,7 @@ def parse_prediction(data: object, expected_id: str | None = None) -> Prediction
         model=_text(raw.get("model")) or "",
         status=_status(raw.get("status")),
         outputs=tuple(redact(o) for o in _list(raw.get("outputs")) if isinstance(o, str)),
-        urls={k: v for k, v in urls.items() if isinstance(k, str) and isinstance(v, str)}
+        urls={k: redact(v) for k, v in urls.items() if isinstance(k, str) and isinstance(v, str)}
         if isinstance(urls, Mapping)
         else {},
         has_nsfw_contents=tuple(bool(f) for f in _list(raw.get("has_nsfw_contents"))),
@@ -314,7 +314,7 @@ def parse_prediction(data: object, expected_id: str | None = None) -> Prediction
         inference_ms=_millis(inference),
         execution_ms=_millis(raw.get("executionTime")),
         sandbox=raw.get("sandbox") is True,
-        raw=raw,
+        raw=redact_data(raw),  # kept for "details" views and widget state
     )
 
 

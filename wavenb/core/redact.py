@@ -26,10 +26,10 @@ import contextlib
 import logging
 import re
 import threading
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
-__all__ = ["REDACTED", "install_log_filter", "redact", "register", "scrub_exception"]
+__all__ = ["REDACTED", "install_log_filter", "redact", "redact_data", "register", "scrub_exception"]
 
 REDACTED: Final = "<REDACTED>"
 MIN_SECRET: Final = 8
@@ -70,6 +70,21 @@ def redact(text: str) -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return text
+
+
+def redact_data(data: Any) -> Any:  # noqa: ANN401  (any parsed JSON)
+    """A copy of parsed JSON with ``redact`` applied to every string in it (keys included).
+
+    For the server's answers that wavenb keeps whole (an error's ``body``, a prediction's
+    ``raw``): they reach "details" views and widget state, so they are scrubbed like messages.
+    """
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {redact_data(k): redact_data(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact_data(item) for item in data]
+    return data
 
 
 def scrub_exception(error: BaseException) -> BaseException:

@@ -127,16 +127,9 @@ def installed(runtime: Runtime) -> Iterator[Runtime]:
 def set_testing(testing: bool, *, scale: float = 0.01) -> None:  # noqa: FBT001  (kept from 0.1)
     """Switch test mode on or off for clients created afterwards (a thin alias, kept from 0.1).
 
-    On: a fresh ``Runtime.scaled(scale)`` (every wait ``scale`` times as long, the same code
-    paths and counts as production) and stamina's test mode capped at production's attempt
-    counts (its back-off waits are skipped). Off: a fresh real-time runtime, stamina normal.
-    Prefer ``wavenb.testing``'s fixtures, which do this per test.
+    On: a fresh ``Runtime.scaled(scale)``: every wait (polls, the submit gate, read retries'
+    back-off and ``Retry-After``) ``scale`` times as long, with the same code paths and attempt
+    counts as production. Off: a fresh real-time runtime. Prefer ``wavenb.testing``'s
+    fixtures, which do this per test.
     """
-    import stamina  # noqa: PLC0415  (only test code calls this)
-
-    if testing:
-        install(Runtime.scaled(scale))
-        stamina.set_testing(True, attempts=1000, cap=True)
-    else:
-        install(Runtime())
-        stamina.set_testing(False)
+    install(Runtime.scaled(scale) if testing else Runtime())

@@ -23,6 +23,7 @@ AspectRatio = Literal["16:9", "4:3", "1:1", "3:4", "9:16"]
 """The five aspect ratios the model accepts; ``None`` elsewhere means "match the source"."""
 
 ASPECT_RATIOS: Final[tuple[AspectRatio, ...]] = get_args(AspectRatio)
+"""The five accepted aspect ratios as a tuple, in ``AspectRatio``'s order (for menus and loops)."""
 
 OUTPUT_SIZES: Final[dict[AspectRatio, tuple[int, int]]] = {
     "16:9": (1280, 720),

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 import httpx
-import stamina
 
-from wavenb.api.http import Http, read_retryable
+from wavenb.api.http import Http, read_capped, read_retryable
 from wavenb.core import protocol
 from wavenb.core.errors import DownloadError, NotFoundError
 from wavenb.core.mp4 import NotMp4, check_mp4
@@ -38,6 +37,8 @@ __all__ = ["MAX_DOWNLOAD", "Saved", "fetch"]
 MAX_DOWNLOAD: Final = 1 << 30
 """The default size cap of one output (1 GiB): a 5-10 s 720p video is a few MB."""
 _GONE: Final = frozenset({403, 404, 410})
+ERROR_PAGE_CAP: Final = 1 << 16
+"""The most of an output host's error page that is read (decoded): enough for its message."""
 """What a CDN answers for an output that has expired or was deleted (S3 says 403)."""
 _CHUNK: Final = 1 << 20
 
@@ -64,8 +65,8 @@ async def fetch(http: Http, url: str, target: Path, *, max_bytes: int = MAX_DOWN
         TransportError: the connection kept failing.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    async for attempt in stamina.retry_context(
-        on=_retryable, attempts=5, timeout=300.0, wait_initial=0.5, wait_max=20.0
+    async for attempt in http.retrying(
+        _retryable, attempts=5, timeout=300.0, wait_initial=0.5, wait_max=20.0
     ):
         with attempt:
             saved = await _fetch_once(http, url, target, max_bytes)
@@ -93,8 +94,9 @@ async def _fetch_once(http: Http, url: str, target: Path, max_bytes: int) -> Sav
                     status=response.status_code,
                 )
             if response.status_code >= 400:  # noqa: PLR2004
-                body = await response.aread()
-                protocol.parse_envelope(response.status_code, body[:65536], response.headers)
+                # An error page is read with a cap: a hostile CDN can send one without end.
+                body = await read_capped(response, ERROR_PAGE_CAP)
+                protocol.parse_envelope(response.status_code, body, response.headers)
             promised = _content_length(response.headers.get("content-length"))
             if promised is not None and promised > max_bytes:
                 raise DownloadError(_too_big(promised, max_bytes))

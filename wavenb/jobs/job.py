@@ -54,7 +54,7 @@ from wavenb.jobs import reconcile
 from wavenb.jobs.download import fetch
 from wavenb.jobs.events import ProgressCallback, Update, notify
 from wavenb.jobs.request import Request
-from wavenb.jobs.saving import JOIN_LIMIT, JOIN_POLL, save
+from wavenb.jobs.saving import JOIN_LIMIT, JOIN_POLL, JOINED_UNCERTAIN, save
 from wavenb.jobs.session import Session
 from wavenb.jobs.waiting import follow
 from wavenb.journal import rescue
@@ -67,6 +67,7 @@ logger = logging.getLogger("wavenb")
 
 DEFAULT_WAIT: Final = 900.0
 """Seconds ``wait`` gives a video before ``PredictionTimeout``: generous, since tasks queue."""
+
 
 def phase_of(prediction: Prediction) -> Phase:
     """The phase a task's status stands for while wavenb follows it."""
@@ -292,10 +293,12 @@ class Job:
             await self._record_unknown(key, str(error))
             await self._end(Phase.UNKNOWN, error)
         elif not self._sent:
+            # Never left the machine (refused before sending, or cancelled while it waited for
+            # the pacer or a connection): nothing can have been charged.
             reason = str(error) if isinstance(error, WavenbError) else "cancelled before sending"
             await self._unsent(key, reason)
-            if isinstance(error, WavenbError):
-                await self._end(Phase.REFUSED, error)
+            await self._end(Phase.REFUSED, error if isinstance(error, WavenbError) else None,
+                            detail="not sent: nothing charged")  # fmt: skip
         elif isinstance(error, APIError | TransportError):
             # A refusal (4xx, or 429s beyond patience) or a request that never left: not taken.
             await self._write_quietly("refused", key, str(error))
@@ -306,7 +309,7 @@ class Job:
         else:
             # Cancelled or interrupted while the request may have been out: say so, never guess.
             await self._record_unknown(key, "interrupted while sending")
-            self.phase = Phase.UNKNOWN
+            await self._end(Phase.UNKNOWN, None, detail="interrupted while sending: may be charged")
 
     async def _record_unknown(self, key: str, reason: str) -> None:
         await self._write_quietly("unknown", key, reason)
@@ -368,13 +371,13 @@ class Job:
                 # Sent by a process that died before the answer: as uncertain as "unknown".
                 row = replace(row, status="unknown")
             if row.status == "unknown" and not await self._settle(row):
-                error = SubmissionUncertain(
-                    "an identical submission may already have been charged (its answer was lost "
-                    "and the account's history does not settle it yet); wavenb.resume() settles "
-                    "it later, or pass fresh=True to pay for a new video"
-                )
-                await self._end(Phase.UNKNOWN, error)
-                raise error
+                # Settled as "not charged" (then it is ``refused`` now), or still uncertain.
+                latest = await self.session.write(journal.by_key, row.request_key)
+                row = latest if latest is not None else row
+                if row.status != "refused":
+                    error = SubmissionUncertain(JOINED_UNCERTAIN)
+                    await self._end(Phase.UNKNOWN, error)
+                    raise error
             if row.status == "refused":  # the other one was not taken after all: go ourselves
                 self.joined = False
                 return await self.submit()
@@ -456,6 +459,7 @@ class Job:
             PredictionFailed: the task ended failed / cancelled / timeout / deleted, or completed
                 without an output.
             PredictionTimeout: ``timeout`` seconds passed; the task goes on at the provider.
+            NotFoundError: the provider no longer knows the task (recorded as gone).
         """
         if self.prediction is None:
             raise InputError("nothing to wait for: the job has no task yet (submit first)")
@@ -466,6 +470,9 @@ class Job:
             raise
         except PredictionFailed as error:
             await self._end(phase_of(error.prediction), error)
+            raise
+        except NotFoundError as error:  # the provider no longer knows the task (kept 7 days)
+            await self._gone(self.prediction.id, error)
             raise
         except asyncio.CancelledError:
             self.phase = Phase.STOPPED
@@ -500,11 +507,7 @@ class Job:
                 url = protocol.check_output_url(prediction.outputs[0], prediction.id)
                 saved_path, reused = await save(self, url, target, fetch)
         except NotFoundError as error:
-            journal = self.session.journal_or_none()
-            if journal is not None:
-                await self.session.write(journal.gone, prediction.id, str(error),
-                                         self.session.base_url)  # fmt: skip
-            await self._end(Phase.GONE, error)
+            await self._gone(prediction.id, error)
             raise
         except WavenbError as error:
             self.error = error
@@ -513,6 +516,14 @@ class Job:
         self.video = Video(url=url, path=saved_path, prediction=prediction, reused=reused)
         await self._end(Phase.DOWNLOADED, None, path=saved_path)
         return saved_path
+
+    async def _gone(self, prediction_id: str, error: NotFoundError) -> None:
+        """The task or its output no longer exists: recorded (final) and said."""
+        journal = self.session.journal_or_none()
+        if journal is not None:
+            await self.session.write(journal.gone, prediction_id, str(error),
+                                     self.session.base_url)  # fmt: skip
+        await self._end(Phase.GONE, error)
 
     async def _refresh(self) -> Prediction:
         """The task's state now (new output URLs), or ``NotFoundError`` if it has none."""
@@ -559,9 +570,10 @@ class Job:
         *,
         path: Path | None = None,
         reused: bool = False,
+        detail: str = "",
     ) -> None:
         self.error = error
-        await self._emit(phase, error=error, path=path, reused=reused)
+        await self._emit(phase, error=error, path=path, reused=reused, detail=detail)
 
     async def _emit(
         self,

@@ -15,7 +15,11 @@ account's history (``POST /api/v3/predictions``) can settle it. For each uncerta
   submit): the row is settled as **not charged**, with the evidence (the window searched and
   how many predictions were looked at);
 - several matches (identical submits close together): **ambiguous**: shown with the candidate
-  ids, never guessed; the row stays ``unknown``.
+  ids, never guessed; the row stays ``unknown``;
+- a prediction of the window that cannot be compared (the history item carries no inputs, or no
+  creation time) may be the row's task: with no match, the row is **ambiguous** with those ids,
+  never "not charged" (the exact shape of the history's items is not documented, so missing
+  inputs are no evidence of absence).
 
 When the server has no history endpoint (or refuses), nothing changes: the row stays
 ``unknown`` and the reason is reported.
@@ -37,7 +41,7 @@ from wavenb.journal.rows import JournalRow
 if TYPE_CHECKING:
     from wavenb.jobs.session import Session
 
-__all__ = ["Settlement", "matches", "settle"]
+__all__ = ["Settlement", "matches", "settle", "undecidable"]
 
 logger = logging.getLogger("wavenb")
 
@@ -82,6 +86,20 @@ def matches(row: JournalRow, prediction: Prediction, window: tuple[datetime, dat
         return False
     ratio = inputs.get("aspect_ratio") or None
     return ratio == row.aspect_ratio
+
+
+def undecidable(row: JournalRow, prediction: Prediction, window: tuple[datetime, datetime]) -> bool:
+    """Whether a history item might be the row's task but cannot be compared with it.
+
+    Same model (or none given), and no inputs to compare or no creation time to place it in
+    the window (a task created inside the window with no inputs, or one with no time at all).
+    """
+    if prediction.model and prediction.model != row.model:
+        return False
+    created = prediction.created_at
+    if created is None:
+        return True
+    return window[0] <= created <= window[1] and not protocol.inputs_of(prediction)
 
 
 async def settle(session: Session, rows: Sequence[JournalRow]) -> list[Settlement]:
@@ -142,13 +160,28 @@ async def _settle_one(
     if len(found) > 1:
         ids = tuple(p.id for p in found)
         evidence = f"{len(ids)} tasks with the same inputs in {looked}: {', '.join(ids)}"
-        return Settlement(row, "ambiguous", candidates=ids, evidence=evidence)
+        return await _ambiguous(session, row, ids, evidence)
+    blind = tuple(p.id for p in history if p.id not in taken and undecidable(row, p, window))
+    if blind:
+        evidence = (f"{len(blind)} task(s) in {looked} carry no inputs (or no time) to compare: "
+                    f"{', '.join(blind)}; any of them may be this one")  # fmt: skip
+        return await _ambiguous(session, row, blind, evidence)
     if now - sent < SETTLE_AFTER:
         return Settlement(row, "pending", evidence=f"nothing yet in {looked}; too early to say")
     evidence = f"no task with these inputs in {looked} (checked {_when(now)})"
     await session.write(journal.not_charged, row.request_key, evidence)
     logger.info("wavenb: uncertain submission %s settled: not charged", row.request_key[:12])
     return Settlement(row, "not charged", evidence=evidence)
+
+
+async def _ambiguous(
+    session: Session, row: JournalRow, ids: tuple[str, ...], evidence: str
+) -> Settlement:
+    """Never guessed: the row stays ``unknown``, and its error says what was found."""
+    journal = session.journal
+    assert journal is not None  # noqa: S101  (checked by settle)
+    await session.write(journal.unknown, row.request_key, f"ambiguous: {evidence}")
+    return Settlement(row, "ambiguous", candidates=ids, evidence=evidence)
 
 
 def _when(moment: datetime) -> str:

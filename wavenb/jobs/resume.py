@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-from wavenb.core.errors import NotFoundError, WavenbError
+from wavenb.core.errors import WavenbError
 from wavenb.core.models import Video
 from wavenb.jobs import reconcile
 from wavenb.jobs.events import ProgressCallback
@@ -71,12 +71,10 @@ async def _finish(
     job = Job.following(session, row, on_update=on_update)
     try:
         video = await job.finish()
-    except NotFoundError as error:
-        # The provider (or a sandbox that has since stopped) no longer knows the task.
-        journal = session.journal_or_none()
-        if journal is not None and row.prediction_id is not None:
-            await session.write(journal.gone, row.prediction_id, str(error), session.base_url)
-        return Resumed(row, None, error)
     except WavenbError as error:
+        # A task the provider (or a sandbox that has since stopped) no longer knows is
+        # recorded as gone by the job itself.
         return Resumed(row, None, error)
+    except OSError as error:  # the output folder is unwritable or full: this row only
+        return Resumed(row, None, WavenbError(f"the video could not be saved: {error}"))
     return Resumed(row, video, None)

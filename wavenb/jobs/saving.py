@@ -22,12 +22,18 @@ from wavenb.journal.rows import file_ok
 if TYPE_CHECKING:
     from wavenb.jobs.job import Job
 
-__all__ = ["JOIN_LIMIT", "JOIN_POLL", "save"]
+__all__ = ["JOINED_UNCERTAIN", "JOIN_LIMIT", "JOIN_POLL", "save"]
 
 JOIN_POLL: Final = 0.5
 """Seconds between looks at the journal while another process sends or downloads a task."""
 JOIN_LIMIT: Final = 300.0
 """How long a joined submission or download is waited for before giving up."""
+JOINED_UNCERTAIN: Final = (
+    "an identical submission may already have been charged (its answer was lost and the "
+    "account's history does not settle it yet); wavenb.resume() settles it later, or pass "
+    "fresh=True to pay for a new video"
+)
+"""Why a request that joins an uncertain identical one stops there (never paid twice)."""
 
 Fetch = Callable[..., Awaitable[Saved]]
 

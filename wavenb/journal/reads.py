@@ -95,7 +95,7 @@ class Reads:
         with its kernel); when that process is gone they are marked "lost with the kernel"
         (nothing was charged). ``base_url`` limits the list to one server.
         """
-        self._mark_lost_sandbox_rows()
+        self.mark_lost_sandbox_rows()
         marks = ", ".join("?" * len(RUNNING))
         where = f"WHERE prediction_id IS NOT NULL AND status IN ({marks}, 'completed') "
         where += "AND submitted_at >= ?"
@@ -251,7 +251,12 @@ class Reads:
                 self._unanswered(request_key, "refused", "not sent: the process ended first")
 
     @guarded
-    def _mark_lost_sandbox_rows(self) -> None:
+    def mark_lost_sandbox_rows(self) -> None:
+        """Mark the unfinished rows of embedded sandboxes whose process is gone as lost.
+
+        Such a sandbox lived in its kernel: its tasks died with it, and nothing was charged.
+        The rows become ``deleted`` ("lost with the kernel"), so no view shows them running.
+        """
         found = self._query(
             "SELECT id, owner FROM jobs WHERE base_url = ? AND status IN "
             "('created', 'pending', 'processing', 'submitting', 'unknown', 'completed') "

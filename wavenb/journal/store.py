@@ -223,7 +223,7 @@ class Journal(Reads):
                 "image_sha256, image_source, request_hash, backend, base_url, price, cost, "
                 "submitted_at, updated_at, owner, variant) "
                 "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, model, prompt, aspect_ratio, image_sha256, image_source, request_hash,
+                (key, model, prompt, aspect_ratio, image_sha256, redact(image_source), request_hash,
                  backend, server, cost, cost, now, now, owner(), variant),
             )  # fmt: skip
         return Reservation(key)
@@ -243,7 +243,8 @@ class Journal(Reads):
             db.execute(
                 "UPDATE jobs SET sent_at = ?, image_url = COALESCE(?, image_url), updated_at = ? "
                 "WHERE request_key = ? AND prediction_id IS NULL",
-                (now, image_url, now, request_key),
+                # An upload's URL comes from the server: it may echo the key.
+                (now, None if image_url is None else redact(image_url), now, request_key),
             )
 
     @guarded

@@ -95,7 +95,8 @@ class Run:
         """Record that waiting was cancelled while the run was in ``phase_then``."""
         if self.prediction_id is not None:
             self.phase, self.detail = Phase.STOPPED, STOPPED_HERE
-        elif phase_then is Phase.SUBMITTING:
+        elif phase_then in (Phase.SUBMITTING, Phase.UNKNOWN):
+            # The job's word: the paid request was out (or may have been) when it was cancelled.
             self.phase, self.detail = Phase.UNKNOWN, "cancelled while sending: may be charged"
         else:
             self.phase, self.detail = Phase.REFUSED, NOT_SENT
