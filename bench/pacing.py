@@ -4,9 +4,9 @@ The sandbox (``bench.server``) caps each key at 10 submissions a (scaled) minute
 window, 429 with ``Retry-After``, as ``SandboxConfig(submit_rate=(10, 60 * scale))``. A batch
 of videos is submitted all at once by:
 
-- ``wavenb-paced``: a bench-only wrapper driving ``wavenb.core.pacing.SubmitPacer`` (its
-  window scaled like the server's) in front of a plain paid POST, as the client's submit gate
-  should: ask ``delay`` before every attempt, report each answer;
+- ``wavenb``: ``AsyncClient.submit`` of this tree, as a user runs it (the journal on, every
+  submit through the client's one gate and its pacer), on a runtime scaled like the server
+  (``Runtime.scaled(scale, real_time_servers=True)``: the pacer's 60 s window is the server's);
 - ``wavenb-ad2235d``: ``AsyncClient.submit`` of commit ad2235d (one Retry-After gate for the
   client, every waiting submit retrying when it opens);
 - ``official`` / ``naive``: the SDK and the naive loop, one thread per video, a careful user's
@@ -35,42 +35,31 @@ IMAGE = ROOT / "notebooks" / "assets" / "animal-chelsea.jpg"
 CAP = 10
 SUBMIT = "/api/v3/runwayml/gen4-turbo"
 SCALE = 0.25
-CLIENTS = ("wavenb-paced", "wavenb-ad2235d", "official", "naive")
+CLIENTS = ("wavenb", "wavenb-ad2235d", "official", "naive")
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-async def paced(spec: dict[str, Any]) -> dict[str, Any]:
-    """The wrapper: every video's submit through one ``SubmitPacer``, plain httpx POSTs."""
-    import httpx
-    from wavenb.core.pacing import SubmitPacer
+async def current(spec: dict[str, Any]) -> dict[str, Any]:
+    """``AsyncClient.submit`` of this tree: the journal on, one gate, on a scaled runtime."""
+    from wavenb import AsyncClient, Runtime
 
-    pacer = SubmitPacer(window=60.0 * spec["scale"])
-    clock = time.monotonic
-    headers = {"Authorization": f"Bearer {spec['key']}"}
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-    async with httpx.AsyncClient(base_url=spec["base_url"], limits=limits, timeout=60) as http:
-
-        async def one(index: int) -> str:
-            body = {"prompt": f"Camera slowly zooms in, paced {index}", "image": spec["image_url"]}
-            while True:
-                while (wait := pacer.delay(clock())) > 0:  # noqa: ASYNC110  (the pacer is pure)
-                    await asyncio.sleep(wait)
-                pacer.sent(clock())
-                response = await http.post(SUBMIT, json=body, headers=headers)
-                if response.status_code == 429:  # noqa: PLR2004
-                    after = response.headers.get("retry-after")
-                    pacer.limited(clock(), float(after) if after else None)
-                    continue
-                response.raise_for_status()
-                pacer.accepted(clock())
-                return str(response.json()["data"]["id"])
-
-        started = clock()
-        ids = await asyncio.gather(*(one(i) for i in range(spec["jobs"])))
-    return {"ids": ids, "started": started, "ended": clock(), "limit": pacer.limit}
+    runtime = Runtime.scaled(spec["scale"], real_time_servers=True)
+    async with AsyncClient(spec["key"], spec["base_url"], runtime=runtime) as client:
+        started = time.monotonic()
+        done = await asyncio.gather(
+            *(
+                client.submit(spec["image_url"], f"Camera slowly zooms in, paced {i}")
+                for i in range(spec["jobs"])
+            ),
+            return_exceptions=True,
+        )
+        limit = client.session.gate.pacer.limit
+    errors = [f"{type(d).__name__}: {d}"[:200] for d in done if isinstance(d, BaseException)]
+    return {"ids": [d.id for d in done if not isinstance(d, BaseException)], "errors": errors,
+            "started": started, "ended": time.monotonic(), "limit": limit}  # fmt: skip
 
 
 async def shipped(spec: dict[str, Any]) -> dict[str, Any]:
@@ -99,8 +88,6 @@ def scenario(
     clients: tuple[str, ...] = CLIENTS,
 ) -> dict[str, Any]:
     """Each client alone against a fresh capped sandbox; the figures side by side."""
-    from bench.scale import tree as tree_dir
-
     window = 60.0 * scale
     ideal = (math.ceil(jobs / CAP) - 1) * window
     spec = {"low": 0.05, "high": 0.1, "scale": 1.0, "seed": 4100, "submit_rate": [CAP, window]}
@@ -111,56 +98,68 @@ def scenario(
         ),
         "ideal_s": ideal,
     }
-    if set(clients) - {"wavenb-paced", "wavenb-ad2235d"}:
+    if set(clients) - {"wavenb", "wavenb-ad2235d"}:
         ensure_deps()
     for name in clients:
-        with server(spec) as srv:
-            image_url = srv.upload(IMAGE, "wsk-pacing-uploader")
-            key = f"wsk-pacing-{name}"
-            child = {
-                "base_url": srv.base_url, "key": key, "image_url": image_url, "jobs": jobs,
-                "scale": scale,
-            }  # fmt: skip
-            log(f"pacing: {name}, {jobs} videos")
-            home = WORK / f"home-pacing-{name}-{time.monotonic_ns()}"
-            if name.startswith("wavenb"):
-                mode = "paced" if name == "wavenb-paced" else "shipped"
-                cwd = ROOT if mode == "paced" else tree_dir(tree)
-                env = child_env(home=home)
-                if cwd != ROOT:
-                    env["PYTHONPATH"] = f"{cwd}:{env['PYTHONPATH']}"
-                result = run_json(
-                    ["-m", "bench.pacing", "child", json.dumps({**child, "mode": mode})],
-                    env=env, timeout=1800, cwd=cwd,
-                )  # fmt: skip
-            else:
-                batch = {**child, "client": name, "scenario": "batch", "workers": jobs}
-                result = run_json(
-                    ["-m", "bench.clients", json.dumps(batch)],
-                    env=child_env(deps=True, home=home),
-                    timeout=1800,
-                )
-            state = srv.state()
-        owner = analysis.key_digest(key)
-        planned = state["planned"].get(owner, [])
-        accepted_at = sorted(at for _id, at, _s in planned)
-        refused = sum(
-            1
-            for r in state["log"]
-            if r["owner"] == owner and r["route"] == analysis.SUBMIT_ROUTE and r["status"] == 429  # noqa: PLR2004
-        )
-        makespan = accepted_at[-1] - accepted_at[0] if accepted_at else math.nan
-        out[name] = {
-            "accepted": len(planned),
-            "duplicates": max(0, len(planned) - jobs),
-            "refused_429": refused,
-            "makespan_s": makespan,
-            "makespan_over_ideal": makespan / ideal if ideal else math.nan,
-            "errors": (result.get("errors") or [])[:2],
-            "learnt_limit": result.get("limit"),
-        }
+        try:
+            out[name] = one_client(name, spec, jobs=jobs, scale=scale, tree=tree, ideal=ideal)
+        except Exception as error:  # noqa: BLE001  (one client's failure must not lose the rest)
+            out[name] = {"error": f"{type(error).__name__}: {error}"[:300]}
         log(f"  {name}: {out[name]}")
     return out
+
+
+def one_client(
+    name: str, spec: dict[str, Any], *, jobs: int, scale: float, tree: str, ideal: float
+) -> dict[str, Any]:
+    """One client alone against a fresh capped sandbox: its figures."""
+    from bench.scale import tree as tree_dir
+
+    with server(spec) as srv:
+        image_url = srv.upload(IMAGE, "wsk-pacing-uploader")
+        key = f"wsk-pacing-{name}"
+        child = {
+            "base_url": srv.base_url, "key": key, "image_url": image_url, "jobs": jobs,
+            "scale": scale,
+        }  # fmt: skip
+        log(f"pacing: {name}, {jobs} videos")
+        home = WORK / f"home-pacing-{name}-{time.monotonic_ns()}"
+        if name.startswith("wavenb"):
+            mode = "current" if name == "wavenb" else "shipped"
+            cwd = ROOT if mode == "current" else tree_dir(tree)
+            env = child_env(home=home)
+            if cwd != ROOT:
+                env["PYTHONPATH"] = f"{cwd}:{env['PYTHONPATH']}"
+            result = run_json(
+                ["-m", "bench.pacing", "child", json.dumps({**child, "mode": mode})],
+                env=env, timeout=1800, cwd=cwd,
+            )  # fmt: skip
+        else:
+            batch = {**child, "client": name, "scenario": "batch", "workers": jobs}
+            result = run_json(
+                ["-m", "bench.clients", json.dumps(batch)],
+                env=child_env(deps=True, home=home),
+                timeout=1800,
+            )
+        state = srv.state()
+    owner = analysis.key_digest(key)
+    planned = state["planned"].get(owner, [])
+    accepted_at = sorted(at for _id, at, _s in planned)
+    refused = sum(
+        1
+        for r in state["log"]
+        if r["owner"] == owner and r["route"] == analysis.SUBMIT_ROUTE and r["status"] == 429  # noqa: PLR2004
+    )
+    makespan = accepted_at[-1] - accepted_at[0] if accepted_at else math.nan
+    return {
+        "accepted": len(planned),
+        "duplicates": max(0, len(planned) - jobs),
+        "refused_429": refused,
+        "makespan_s": makespan,
+        "makespan_over_ideal": makespan / ideal if ideal else math.nan,
+        "errors": (result.get("errors") or [])[:2],
+        "learnt_limit": result.get("limit"),
+    }
 
 
 def table(results: dict[str, Any]) -> str:
@@ -171,7 +170,9 @@ def table(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for name in CLIENTS:
-        if name in results:
+        if name in results and "error" in results[name]:
+            lines.append(f"| {name} | failed: {results[name]['error']} | | |")
+        elif name in results:
             r = results[name]
             lines.append(
                 f"| {name} | {r['accepted']} | {r['refused_429']} | "
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     if argv and argv[0] == "child":
         spec = json.loads(argv[1])
-        runner = paced if spec["mode"] == "paced" else shipped
+        runner = current if spec["mode"] == "current" else shipped
         print(json.dumps(asyncio.run(runner(spec))))
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.pacing", description=__doc__)

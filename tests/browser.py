@@ -58,6 +58,20 @@ OVERFLOW = """(roots) => {
   }
   return bad;
 }"""
+STDERR = '[data-mime-type="application/vnd.jupyter.stderr"]'
+"""An output Jupyter front ends draw as an error (a red or pink box)."""
+DROP_AND_PASTE = """(node, [kind, name, base64]) => {
+  // What the browser does when a file is dropped on the drop zone, or pasted: a DataTransfer
+  // holding a File, in a drop event or a paste ClipboardEvent (both bubble, as real ones do).
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "image/png" }));
+  const event = kind === "drop"
+    ? new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true, composed: true })
+    : new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true, composed: true });
+  node.dispatchEvent(event);
+  return event.defaultPrevented;  // the Studio took the file
+}"""
 RECT = "(node) => { const r = node.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; }"
 VIDEO_READY = "(video) => video.readyState >= 2 && video.duration > 0.5"
 
@@ -200,9 +214,38 @@ def rect(locator: Any) -> dict[str, float]:
     return locator.evaluate(RECT)
 
 
+def assert_no_error_box(page: Page) -> None:
+    """No output is drawn as an error (stderr): info such as "using the SANDBOX" is not one."""
+    boxes = page.locator(STDERR)
+    assert boxes.count() == 0, [text[:200] for text in boxes.all_inner_texts()]
+
+
+def give_image(page: Page, studio: Any, kind: str, name: str, data: bytes) -> None:
+    """Drop (``kind="drop"``) or paste (``"paste"``) an image file; wait for its preview."""
+    import base64
+
+    preview = studio.locator("img.wnb-preview")
+    before = preview.get_attribute("src")
+    target = studio.locator(".wnb-drop")
+    taken = target.evaluate(DROP_AND_PASTE, [kind, name, base64.b64encode(data).decode()])
+    assert taken, f"the Studio ignored a {kind} of {name}"
+    page.wait_for_function(
+        "([info, name]) => info.textContent.startsWith(name)",
+        arg=[studio.locator(".wnb-image-info").element_handle(), name],
+        timeout=30 * MS,
+    )
+    assert preview.get_attribute("src") not in (None, before)  # a new preview is drawn
+    assert preview.is_visible()
+
+
 def drive_studio(page: Page, studio: Any, image: Path, tmp_path: Path) -> Path:
-    """Pick ``image``, type a prompt, press Enter, wait for the video; download it. The MP4."""
+    """Drop an image, paste another, pick ``image``, type a prompt, press Enter, wait for the
+    video; download it. Returns the downloaded MP4."""
+    from tests.conftest import png_bytes
+
     studio.locator("img.wnb-preview").wait_for(timeout=60 * MS)  # the pre-filled image
+    give_image(page, studio, "drop", "dropped.png", png_bytes((320, 180), "teal"))
+    give_image(page, studio, "paste", "image.png", png_bytes((180, 320), "purple"))
     studio.locator("input[type=file]").set_input_files(str(image))
     studio.get_by_text(image.name).first.wait_for(timeout=30 * MS)
     prompt = studio.get_by_role("textbox", name="Prompt")
@@ -210,6 +253,8 @@ def drive_studio(page: Page, studio: Any, image: Path, tmp_path: Path) -> Path:
     generate = studio.get_by_role("button", name="Generate")
     page.wait_for_function("(b) => !b.disabled", arg=generate.element_handle(), timeout=30 * MS)
     assert generate.inner_text().startswith("Generate")
+    # The price is part of the button's accessible name: screen readers hear it too.
+    assert studio.get_by_role("button", name=generate.inner_text(), exact=True).count() == 1
     prompt.press("Enter")
     video = studio.locator("video[src]").first
     video.wait_for(timeout=90 * MS)
@@ -232,3 +277,40 @@ def wait_for_videos(page: Page, scope: Any, count: int, timeout: float = 120) ->
             return
         page.wait_for_timeout(250)
     pytest.fail(f"{videos.count()} of {count} videos loaded in {timeout:g} s")
+
+
+COMPARE_CELLS = [
+    "import wavenb\n"
+    "cmp = wavenb.compare(\n"
+    '    image="assets/portrait-astronaut.jpg",\n'
+    '    prompts={"A": "The model walks forward slowly", "B": "Camera slowly zooms in"},\n'
+    '    aspect_ratios=["16:9", "9:16"],\n'
+    ")\n"
+    "cmp",
+    "await cmp\nprint(repr(cmp))",
+]
+"""A 2 x 2 grid whose columns have different ratios."""
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(notebook, path)
+
+
+def check_2x2_grid(page: Page, grid: Any, chrome: float) -> None:
+    """The 2x2 comparison of ``COMPARE_CELLS``: done, its four videos loaded, on one screen
+    (``chrome``: the front end's own bars above and below), rows aligned, nothing overflowing."""
+    grid.evaluate("(node) => node.scrollIntoView({block: 'start'})")
+    wait_for_videos(page, grid, 4)
+    page.wait_for_function("(g) => g.innerText.includes('4 of 4 done')",
+                           arg=grid.element_handle(), timeout=60 * MS)  # fmt: skip
+    assert "SANDBOX" in grid.inner_text()
+    assert rect(grid)["height"] <= WIDE["height"] - chrome  # the whole grid on one screen
+    media = grid.locator(".wnb-media").evaluate_all(
+        "(all) => all.map((m) => m.getBoundingClientRect().top)"
+    )
+    assert abs(media[0] - media[1]) < 1 and abs(media[2] - media[3]) < 1  # rows line up
+    assert_fits(page, ".wnb-grid")

@@ -174,3 +174,27 @@ async def test_a_budget_reservation_is_released_when_the_submit_is_refused(tmp_p
             assert client.spent() == 0.0
             await client.submit(second, "zoom in")  # the budget is free again
         assert len(provider.submits()) == 2
+
+
+async def test_without_a_journal_a_refused_submit_gives_its_budget_back(tmp_path: Path) -> None:
+    """``journal=False`` holds the budget in memory: a 422 (nothing charged) releases it."""
+    with Provider() as provider:
+        refuse = {"left": 1}
+
+        def once(seen: Seen) -> Reply | None:
+            if seen.path.endswith("/gen4-turbo") and refuse["left"]:
+                refuse["left"] -= 1
+                return Reply.json({"code": 422, "message": "bad prompt"}, status=422)
+            return None
+
+        provider.override = once
+        async with wavenb.AsyncClient(CANARY_KEY, provider.url, output_dir=tmp_path,
+                                      journal=False, max_spend=0.5) as client:  # fmt: skip
+            with pytest.raises(wavenb.InvalidRequestError):
+                await client.submit("https://img.example/cat.png", "Camera slowly zooms in")
+            assert client.spent() == 0.0
+            await client.submit("https://img.example/cat.png", "Camera slowly zooms in")
+            assert client.spent() == 0.5
+            with pytest.raises(wavenb.BudgetExceeded):
+                await client.submit("https://img.example/dog.png", "Camera slowly zooms in")
+        assert len(provider.submits()) == 2

@@ -460,15 +460,20 @@ async def test_a_served_sandbox_is_recognised_before_the_first_run(
     wavenb_sandbox_url: str, tmp_path: Path
 ) -> None:
     studio = Studio(client=AsyncClient("any-key", wavenb_sandbox_url, output_dir=tmp_path))
-    assert studio.generate_label == "Generate · $0.50"  # not known yet, at construction
-    await studio.wait_idle(LIMIT)  # the Studio asked the server what it is
+    # Not known yet at construction: no price is claimed, and Generate waits for the answer.
+    assert studio.generate_label == "Generate · checking price…"
+    assert "$" not in studio.generate_label and not studio.sandbox
+    await ready(studio)  # the Studio asked the server what it is
     assert studio.sandbox
     assert studio.generate_label == "Generate · free"
+    assert studio.generate_ready
     await studio.client.aclose()
 
 
 async def test_generate_shows_the_price(tmp_path: Path) -> None:
-    assert Studio(client=api_client(refuse_key, tmp_path)).generate_label == "Generate · $0.50"
+    api = Studio(client=api_client(refuse_key, tmp_path))
+    await api.wait_idle(LIMIT)  # the price is asked for first (the list price when refused)
+    assert api.generate_label == "Generate · $0.50"
     assert Studio(client=AsyncClient()).generate_label == "Generate · free"
 
 

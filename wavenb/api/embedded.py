@@ -2,12 +2,16 @@
 
 One sandbox app per speed and per runtime (``Runtime.sandboxes``), so every client of a process
 sees the same tasks (a Studio and ``generate`` in the same kernel), and a test's fresh runtime
-gets fresh sandboxes. The "using the SANDBOX" notice is given once per runtime.
+gets fresh sandboxes. The "using the SANDBOX" notice is given once per runtime: a warning in a
+script or a terminal (Python prints it on stderr), but only an INFO record under a Jupyter kernel,
+where front ends draw stderr as a red error box and the Studio's SANDBOX badge and every sandbox
+video's label already say it.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import httpx
@@ -33,8 +37,13 @@ def embedded_transport(speed: SandboxSpeed, runtime: Runtime) -> httpx.AsyncBase
         WavenbError: the ``sandbox`` extra is not installed (says how to install it).
     """
     if runtime.once("sandbox-notice"):
-        logger.warning(NOTICE)
+        logger.log(logging.INFO if _under_a_kernel() else logging.WARNING, NOTICE)
     return httpx.ASGITransport(app=_app(speed, runtime))
+
+
+def _under_a_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (JupyterLab, Notebook 7, Voila, VS Code, Colab)."""
+    return "ipykernel" in sys.modules
 
 
 def _app(speed: SandboxSpeed, runtime: Runtime) -> Any:  # noqa: ANN401  (a Starlette app; optional)

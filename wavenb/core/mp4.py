@@ -5,9 +5,10 @@ A download can end early and still look fine: a close-delimited body cut after 1
 its top-level boxes are walked from the first byte to the last:
 
 - the first box is ``ftyp`` (every MP4 the model and the sandbox make starts so);
-- each box's size (32-bit, or 64-bit when the 32-bit size is 1; 0 means "to the end of the
-  file", allowed only for the last box) lands exactly on the next box, and the last one
-  exactly on the end of the file: a cut file fails here;
+- each box's size (32-bit, or 64-bit when the 32-bit size is 1) lands exactly on the next box,
+  and the last one exactly on the end of the file: a cut file fails here. A size of 0 ("to the
+  end of the file", which a streaming writer may leave) is refused: such a box fits any cut,
+  so it cannot prove the file whole (FFmpeg, the sandbox and the provider write real sizes);
 - a ``moov`` box (the index without which nothing plays) and media data (``mdat``) exist.
 
 Reading costs one 16-byte header per box (a handful of seeks), whatever the file's size.
@@ -102,8 +103,11 @@ def _box(file: BinaryIO, offset: int, size: int) -> tuple[bytes, int]:
         (length,) = struct.unpack(">Q", large)
         minimum = _LARGE
     elif length == 0:
-        length = size - offset  # "to the end of the file"
-        minimum = _HEADER
+        # "To the end of the file": true of a cut file too, so it proves nothing.
+        raise NotMp4(
+            f"the box {kind!r} at byte {offset} has no size (it runs to the end of the file): "
+            "a cut download would look the same"
+        )
     else:
         minimum = _HEADER
     if length < minimum:

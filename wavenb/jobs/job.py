@@ -110,6 +110,7 @@ class Job:
         self._listeners: list[ProgressCallback] = [] if on_update is None else [on_update]
         self._began = session.runtime.clock()
         self._sent = False
+        self._held = 0.0  # the price held in memory (journal=False) until taken or not
         self._done: asyncio.Future[Video] | None = None
         self.claim_token = f"{owner_token()}|{uuid.uuid4().hex[:12]}"
         """Who this job is when it claims a download (``host:pid|<random>``)."""
@@ -219,7 +220,8 @@ class Job:
         await self._emit(Phase.WAITING, detail="reserving the budget")
         journal = session.journal  # JournalError here: before anything is sent
         if journal is None:
-            self._reserve_in_memory(price)
+            session.hold(price)  # BudgetExceeded: nothing was sent
+            self._held = price
         else:
             try:
                 reservation = await session.write(
@@ -320,6 +322,8 @@ class Job:
     async def _write_quietly(self, method: str, key: str, reason: str) -> None:
         journal = self.session.journal_or_none()
         if journal is None:
+            if method in ("released", "refused"):  # not taken: give back the in-memory hold
+                self.session.spent_here, self._held = self.session.spent_here - self._held, 0.0
             return
         try:
             await self.session.write(getattr(journal, method), key, reason)
@@ -328,17 +332,6 @@ class Job:
                 "wavenb: could not record submission %s as %s: %s", key, method, failure
             )
 
-    def _reserve_in_memory(self, price: float) -> None:
-        from wavenb.core.errors import BudgetExceeded  # noqa: PLC0415  (journal=False only)
-
-        session = self.session
-        limit = session.max_spend
-        if limit is not None and price > 0 and session.spent_here + price > limit + 1e-9:
-            raise BudgetExceeded(
-                f"this video costs ${price:.2f} and this client has spent "
-                f"${session.spent_here:.2f}; the limit is ${limit:.2f}. Nothing was sent."
-            )
-        session.spent_here += price
 
     def _rescue(self, journal: object, prediction: Prediction, failure: Exception) -> None:
         """The task was accepted but its row could not be updated: keep the id anyway."""

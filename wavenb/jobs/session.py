@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 from wavenb.api.http import Http
 from wavenb.api.resources import Account, Enhancer, Media, Models, Predictions
 from wavenb.core.config import outputs_dir
-from wavenb.core.errors import JournalError
+from wavenb.core.errors import BudgetExceeded, JournalError
 from wavenb.core.models import Event, Prediction
 from wavenb.core.polling import REAL_API, SANDBOX, DurationStats, PollPolicy
 from wavenb.core.runtime import Runtime
@@ -67,6 +67,20 @@ class Session:
     """US dollars this client reserved (the budget without a journal)."""
     _journal: Journal | None = field(default=None, init=False)
     _writer: JournalWriter | None = field(default=None, init=False)
+
+    def hold(self, price: float) -> None:
+        """Reserve ``price`` against ``max_spend`` in memory (the budget without a journal).
+
+        Raises:
+            BudgetExceeded: it would pass the limit (nothing is held).
+        """
+        limit = self.max_spend
+        if limit is not None and price > 0 and self.spent_here + price > limit + 1e-9:
+            raise BudgetExceeded(
+                f"this video costs ${price:.2f} and this client has spent "
+                f"${self.spent_here:.2f}; the limit is ${limit:.2f}. Nothing was sent."
+            )
+        self.spent_here += price
 
     def __post_init__(self) -> None:
         self.predictions = Predictions(self.http)

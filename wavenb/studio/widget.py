@@ -18,17 +18,25 @@ prompt, a run that worked).
 
 On creation the Studio reads the client's journal: tasks an earlier session left unfinished
 are offered to Resume (``client.resume``: waits and downloads, never submits again), and
-submissions that got no answer are named in a warning. It also asks a served sandbox what it
-is (``client.detect``), so the SANDBOX badge and the price are right from the first render.
+submissions that got no answer are named in a warning, then settled in the background from the
+account's history (``client.reconcile``): those it finds leave the warning (a found task joins
+the Resume offer). Unless the client already knows it talks to a sandbox, the Studio asks the
+server what it is (``client.detect``) and shows no price until it knows: a served sandbox
+never flashes "$0.50", and the SANDBOX badge comes with the first answer.
+
+Images dropped, pasted or picked in the browser are kept on the kernel's machine, under
+``<save_dir>/uploads/``, so "copy as code" names a file the code can open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import traitlets
 
@@ -49,6 +57,10 @@ from wavenb.ui.text import money
 __all__ = ["Studio"]
 
 T = TypeVar("T")
+
+DETECT_PATIENCE: Final = 5.0
+"""Seconds Generate waits for the server to say what it is before it shows the list price."""
+CHECKING_PRICE: Final = "Generate · checking price…"
 
 
 class Studio(FrontEnd, Generations):
@@ -150,6 +162,7 @@ class Studio(FrontEnd, Generations):
         self._image_version = 0
         self._before_enhance: str | None = None
         self._error_cause = ""
+        self._detecting = False
         self.observe(self._on_prompt, names=["prompt_text"])
         self.observe(lambda _change: self._refresh(), names=["ratio"])
         if image is not None:
@@ -162,7 +175,9 @@ class Studio(FrontEnd, Generations):
         except Exception as error:  # noqa: BLE001  (an unreadable journal must not stop the Studio)
             self.show_error(error)
         if self.client.backend != "sandbox":
-            self._try_spawn(self._detect())
+            self._start_detecting()
+            if self.warning:  # uncertain submissions: the account's history may settle them
+                self._try_spawn(self._reconcile())
         self._refresh()
 
     # -- public API ------------------------------------------------------------------------
@@ -198,6 +213,9 @@ class Studio(FrontEnd, Generations):
         """
         if isinstance(image, str) and image.startswith(("http://", "https://")):
             return self._load_image(_check_url(image), image)
+        if isinstance(image, bytes):  # kept as a file, like an upload, for "copy as code"
+            kept = _upload_path(Path(self.save_dir).expanduser(), image)
+            return self._load_image(_load_and_keep(image, "image", kept), str(kept))
         text = str(image) if isinstance(image, str | Path) else "image.jpg"
         label = Path(image).name if isinstance(image, str | Path) else "image"
         return self._load_image(asyncio.to_thread(load_image, image, label), text)
@@ -297,7 +315,9 @@ class Studio(FrontEnd, Generations):
             self._image_version += 1  # whatever was loading is superseded
             self._clear_image(str(error))
             return
-        self._load_image(asyncio.to_thread(load_image, data, name), name)
+        # Kept under the save folder, so the code "copy as code" gives can open it again.
+        kept = _upload_path(Path(self.save_dir).expanduser(), data)
+        self._load_image(_load_and_keep(data, name, kept), str(kept))
 
     def _do_url(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
         url = str(content.get("url", "")).strip()
@@ -447,7 +467,8 @@ class Studio(FrontEnd, Generations):
         missing = self._missing()
         self.sandbox = sandbox
         self.generate_ready = missing is None
-        self.generate_label = f"Generate · {money(self.client.price_per_video)}"
+        price = money(self.client.price_per_video)
+        self.generate_label = CHECKING_PRICE if self._detecting else f"Generate · {price}"
         self.generate_hint = missing or ""
         self.spent_text = words.spent_label(self._spent, sandbox=sandbox)
         self.char_count = words.char_count(self.prompt)
@@ -462,13 +483,86 @@ class Studio(FrontEnd, Generations):
             return "write a prompt" if not self.prompt.strip() else str(error)
         if (id(self._source), prompt, self.aspect_ratio or "") in self._sending:
             return "sending…"
+        if self._detecting:
+            return "asking the server for its price…"
         return None
 
+    def _start_detecting(self) -> None:
+        """Ask the server what it is in a task (nothing without a running loop: a script)."""
+        try:
+            self._spawn(self._detect())
+        except WavenbError:
+            return
+        self._detecting = True
+
     async def _detect(self) -> None:
-        """Ask a served sandbox what it is, so badge and price are right before any run."""
-        await self.client.detect()
-        self._refresh()
+        """Ask the server what it is, so badge and price are right before any run.
+
+        Generate waits for the answer at most ``DETECT_PATIENCE`` seconds (a slow or retrying
+        server must not keep it off), then shows the list price until the answer comes.
+        """
+        probe = asyncio.ensure_future(self.client.detect())
+        try:
+            await asyncio.wait({probe}, timeout=DETECT_PATIENCE)
+        except asyncio.CancelledError:
+            probe.cancel()
+            raise
+        finally:
+            self._detecting = False
+            self._refresh()
+        try:
+            await probe
+        finally:
+            self._refresh()
+
+    async def _reconcile(self) -> None:
+        """Settle uncertain submissions from the account's history; redraw warning and Resume."""
+        await self.client.reconcile()
+        self._offer_resume()
 
 
 async def _check_url(url: str) -> SourceImage:
     return await check_image_url(url)
+
+
+def _upload_path(folder: Path, data: bytes) -> Path:
+    """Where an uploaded image is kept: ``<folder>/uploads/<sha256[:16]>.<format>``.
+
+    Named by content, so the same image dropped twice is one file.
+    """
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415  (Pillow loads lazily)
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:  # reads the header only
+            kind = (opened.format or "img").lower()
+    except (UnidentifiedImageError, OSError, ValueError):
+        kind = "img"  # not an image: load_image refuses it before anything is written
+    suffix = {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind)
+    return folder / "uploads" / f"{hashlib.sha256(data).hexdigest()[:16]}.{suffix}"
+
+
+async def _load_and_keep(data: bytes, name: str, target: Path) -> SourceImage:
+    """Check an uploaded image, then write it to ``target`` (only once it is usable).
+
+    Raises:
+        InputError: the image is not usable, or cannot be written on the kernel's machine.
+    """
+    source = await asyncio.to_thread(load_image, data, name)
+    try:
+        await asyncio.to_thread(_write_once, target, data)
+    except OSError as error:
+        raise InputError(
+            f"{name} could not be kept on the kernel's machine ({error.strerror or error}); "
+            "choose a folder you can write to under 'code and kernel folder' (now "
+            f"{target.parent.parent})"
+        ) from None
+    return source
+
+
+def _write_once(target: Path, data: bytes) -> None:
+    if target.exists() and target.stat().st_size == len(data):
+        return  # the same content (the name is its hash)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    partial.write_bytes(data)
+    partial.replace(target)

@@ -161,7 +161,8 @@ def video_caption(video: Video) -> str:
 def generate_code(image: str, prompt: str, aspect_ratio: AspectRatio | None) -> str:
     """The ``wavenb.generate(...)`` call that makes the same request (copy as code).
 
-    ``image`` is what the user gave: a path, a URL or an uploaded file's name.
+    ``image`` is what the user gave: a path or a URL (an uploaded image is named by the path
+    the Studio kept it at, so the code runs as it is).
     """
     arguments = [repr(image), repr(prompt)]
     if aspect_ratio is not None:

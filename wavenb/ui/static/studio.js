@@ -99,7 +99,8 @@ function render({ model, el }) {
     title: "Restore the prompt as it was before Enhance", onclick: () => send({ do: "undo" }) });
   const diff = h("div", { class: "wnb-small wnb-diff", "aria-label": "What Enhance changed" });
   const ratio = h("select", { class: "wnb-input", "aria-label": "Aspect ratio" });
-  const generate = h("button", { type: "button", class: "wnb-button wnb-primary", "aria-label": "Generate",
+  // No aria-label: the visible text ("Generate · $0.50") is the name, price included.
+  const generate = h("button", { type: "button", class: "wnb-button wnb-primary",
     onclick: () => send({ do: "generate" }) });
   const generateHint = h("span", { class: "wnb-small wnb-muted", "aria-live": "polite" });
   const spent = h("div", { class: "wnb-small wnb-muted" });
