@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -464,6 +465,16 @@ def test_win_rate_counts_ties_as_half() -> None:
     assert a.win_rate == pytest.approx(1.5 / 3)
     assert b.win_rate == pytest.approx(1.5 / 3)
     assert a.comparisons == 3
+
+
+def test_cells_stopped_or_never_sent_are_not_counted_as_failed() -> None:
+    from wavenb.ab.transitions import NOT_SENT
+
+    runs = [run_of("A0", "A"), run_of("A1", "A", done=False), run_of("A2", "A"), run_of("A3", "A")]
+    runs[2] = replace(runs[2], status=Phase.STOPPED, path=None)
+    runs[3] = replace(runs[3], status=Phase.REFUSED, path=None, error=NOT_SENT)
+    [summary] = summarize_prompts([PromptFactor("A", "prompt A")], runs, [])
+    assert (summary.completed, summary.failed) == (1, 1)  # only the cell that really failed
 
 
 async def test_ratings_and_notes_show_in_the_summary_and_survive_a_rerun(

@@ -175,11 +175,11 @@ def test_thumbs_and_ties_count_in_the_ranking() -> None:
     cmp = finished({"A": "prompt A", "B": "prompt B"}, repeats=2)
     cmp.rate("B/16:9/0", 1)
     cmp.rate("B/16:9/1", 1)
-    cmp.rate("A/16:9/0", -1)  # the two 👍 of B each beat this 👎 of A: 2 votes
+    cmp.rate("A/16:9/0", -1)  # the two 👍 of B each beat this 👎 of A: 2/3 of a vote each
     cmp.tie("A/16:9/1", "B/16:9/1")
     table = cmp.rank()
     assert table.index.tolist() == ["B", "A"]
-    assert table.loc["B", "wins"] == 2.5
+    assert table.loc["B", "wins"] == pytest.approx(2 * 2 / 3 + 0.5)
     assert table.loc["A", "wins"] == 0.5
 
 

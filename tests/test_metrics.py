@@ -27,10 +27,12 @@ from PIL import Image, ImageDraw, ImageFilter
 from wavenb.ab.intent import CAMERA_MOVES, requested_moves
 from wavenb.ab.metrics import VideoMetrics, measure, measure_async, measure_cached
 from wavenb.core.types import AspectRatio
-from wavenb.sandbox._motion import parse_motion
+from wavenb.sandbox._motion import CameraMotion, parse_motion
 from wavenb.sandbox._render import render_video
 
-pytestmark = pytest.mark.slow  # renders some 70 clips: the full run; test_compare_metrics covers the path
+pytestmark = (
+    pytest.mark.slow
+)  # renders some 70 clips: the full run; test_compare_metrics covers the path
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "notebooks" / "assets"
@@ -203,6 +205,33 @@ def test_a_move_other_than_the_one_asked_for_is_a_mismatch(clip: Clip) -> None:
         ("zoom_in",),
         False,
     )
+
+
+@pytest.mark.parametrize(("zoom", "move"), [(0.03, "pan_right"), (0.05, "orbit")])
+def test_a_pan_that_pushes_in_slightly_answers_a_prompt_asking_for_the_pan(
+    tmp_path: Path, zoom: float, move: str
+) -> None:
+    """A 3 % push is a pan; a 5 % push is what the sandbox's orbit is, but still a pan too."""
+    path = tmp_path / "pan.mp4"
+    render_video(texture((2400, 1500)), CameraMotion(pan=0.2, zoom=zoom), path, duration=SHORT)
+    metrics = measure(path, prompt="pan right")
+    assert (metrics.camera_move, metrics.motion_match) == (move, True)
+    assert measure(path, prompt="orbit around the statue").motion_match is True
+    assert measure(path, prompt="pan left").motion_match is False
+
+
+def test_a_prompt_asking_to_pan_and_push_in_a_little_is_answered(clip: Clip) -> None:
+    prompt = "The camera pans right and slowly pushes in 5%"
+    metrics = measure(clip(prompt), prompt=prompt)
+    assert metrics.requested == ("pan_right", "zoom_in")
+    assert metrics.motion_match is True
+
+
+def test_a_pan_pushing_in_clearly_answers_neither_orbit_nor_another_pan(tmp_path: Path) -> None:
+    path = tmp_path / "push.mp4"
+    render_video(texture((2400, 1500)), CameraMotion(pan=0.2, zoom=0.12), path, duration=SHORT)
+    metrics = measure(path, prompt="orbit around the statue")
+    assert (metrics.camera_move, metrics.motion_match) == ("pan_right", False)
 
 
 def test_a_full_five_second_clip_is_sampled_and_measured(clip: Clip) -> None:
@@ -522,8 +551,23 @@ def test_a_broken_or_older_cache_file_is_measured_again_and_replaced(
     sha = digest(video)
     (tmp_path / f"{sha}.json").write_text(content)
     assert measure_cached(video, sha, tmp_path).camera_move == "tilt_up"
-    assert json.loads((tmp_path / f"{sha}.json").read_text())["version"] == 1
+    assert json.loads((tmp_path / f"{sha}.json").read_text())["version"] == 2
     assert [p.name for p in tmp_path.iterdir()] == [f"{sha}.json"]  # no temporary file left
+
+
+def test_a_cache_file_from_before_the_orbit_rule_changed_is_measured_again(
+    clip: Clip, tmp_path: Path
+) -> None:
+    """Version 1 called a pan pushing in by 2-3 % an orbit: its labels are not reused."""
+    video = clip("pan right")
+    sha = digest(video)
+    measure_cached(video, sha, tmp_path)
+    file = tmp_path / f"{sha}.json"
+    record = json.loads(file.read_text())
+    record["version"], record["pixels"]["camera_move"] = 1, "orbit"
+    file.write_text(json.dumps(record))
+    assert measure_cached(video, sha, tmp_path).camera_move == "pan_right"
+    assert json.loads(file.read_text())["version"] == 2
 
 
 @pytest.mark.parametrize("sha", ["../escape", "ABC", "0" * 63, "g" * 64, "0" * 64 + "/"])

@@ -11,6 +11,26 @@ from nbclient import NotebookClient
 from tests.conftest import ROOT
 
 NOTEBOOKS = ROOT / "notebooks"
+PROMPT_AB_PROBE = """
+# A probe for this test only: the comparisons were measured, judged and ranked.
+for comparison in (lookbook, camera):
+    assert comparison.metrics_note is None, comparison.metrics_note
+    table = comparison.to_pandas()
+    for column in ("camera_move", "motion_dx", "first_frame_ssim", "flicker", "sharpness"):
+        assert table[column].notna().all(), (column, table[column].tolist())
+# The sandbox does what these prompts ask: every camera move asked for is measured back.
+assert camera.to_pandas()["motion_match"].tolist() == [True] * 4
+orbits = lookbook.to_pandas().query("prompt_id == 'orbit'")
+assert orbits["camera_move"].tolist() == ["orbit", "orbit"], orbits["camera_move"].tolist()
+assert orbits["motion_match"].tolist() == [True, True]
+ranking = lookbook.rank()
+assert not ranking.empty
+assert {"score", "ci_low", "ci_high", "p_best"} <= set(ranking.columns)
+assert ranking.index[0] == "walk" and abs(ranking["p_best"].sum() - 1) < 1e-9, ranking
+assert lookbook.summary().ranking is not None
+assert (folder / "contact-sheet.png").read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+print("probe ok")
+"""
 ALL = sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
@@ -48,6 +68,8 @@ def test_notebook_runs_headless(path: Path) -> None:
     if path.name == "quickstart.ipynb":
         # A probe for this test only: where did the one-liner put its video?
         notebook.cells.append(nbformat.v4.new_code_cell("print(video.path)"))
+    if path.name == "prompt_ab.ipynb":
+        notebook.cells.append(nbformat.v4.new_code_cell(PROMPT_AB_PROBE))
     client = NotebookClient(
         notebook,
         timeout=120,
@@ -60,6 +82,9 @@ def test_notebook_runs_headless(path: Path) -> None:
             assert output.output_type != "error", output
     if path.name == "quickstart.ipynb":
         check_quickstart(notebook)
+    if path.name == "prompt_ab.ipynb":
+        probe = notebook.cells[-1].outputs
+        assert [out.get("text") for out in probe] == ["probe ok\n"], probe
 
 
 def check_quickstart(notebook: nbformat.NotebookNode) -> None:

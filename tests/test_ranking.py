@@ -198,15 +198,21 @@ def test_a_thumb_up_beats_each_thumb_down_of_another_prompt_in_its_block() -> No
         ("B", ("cat", "9:16"), 1),  # another block: never meets the 16:9 cells
         ("C", ("cat", "16:9"), 1),
     ]
-    assert sorted(votes_from_ratings(ratings)) == [("A", "B"), ("A", "C"), ("C", "A"), ("C", "B")]
+    # Five rated cells in the 16:9 block: each pair weighs 2/5 (tests/test_ranking_thumbs.py).
+    assert sorted(votes_from_ratings(ratings)) == [
+        ("A", "B", 0.4),
+        ("A", "C", 0.4),
+        ("C", "A", 0.4),
+        ("C", "B", 0.4),
+    ]
 
 
 def test_two_thumbs_the_same_way_say_nothing() -> None:
     assert votes_from_ratings([("A", 0, 1), ("B", 0, 1), ("C", 0, -1), ("D", 0, -1)]) == [
-        ("A", "C"),
-        ("A", "D"),
-        ("B", "C"),
-        ("B", "D"),
+        ("A", "C", 0.5),
+        ("A", "D", 0.5),
+        ("B", "C", 0.5),
+        ("B", "D", 0.5),
     ]
     assert votes_from_ratings([("A", 0, 1), ("B", 0, 1)]) == []
 

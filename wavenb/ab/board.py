@@ -203,11 +203,12 @@ class Board:
         """A DataFrame of the prompts, best first: ``score``, ``ci_low``, ``ci_high``, ``p_best``.
 
         Bradley-Terry scores fitted to the votes, ties (half a win each way) and thumbs (each
-        👍 beats each 👎 of another prompt on the same image and ratio). ``method="bayes"``
-        (default): 95 % intervals of the Laplace approximation of the posterior (a weak
-        N(0, 2²) prior keeps a handful of votes honest) and ``p_best`` from 4000 posterior
-        draws; ``"bootstrap"``: percentile intervals of 4000 resampled refits. Indexed by
-        prompt id; also ``rank``, ``wins``, ``losses``.
+        👍 beats each 👎 of another prompt on the same image and ratio, weighted ``2 / n`` for
+        ``n`` rated cells there: the pairs share cells, so they are not independent votes).
+        ``method="bayes"`` (default): 95 % intervals of the Laplace approximation of the
+        posterior (a weak N(0, 2²) prior keeps a handful of votes honest) and ``p_best`` from
+        4000 posterior draws; ``"bootstrap"``: percentile intervals of 4000 resampled refits.
+        Indexed by prompt id; also ``rank``, ``wins``, ``losses``.
 
         Raises:
             ImportError: numpy or pandas is missing.
@@ -253,8 +254,8 @@ class Board:
         """Give a cell 👍 (``1``), 👎 (``-1``) or no rating (``None``), and a note if given.
 
         Thumbs count in ``rank()`` (each 👍 beats each 👎 of another prompt on the same image
-        and ratio). Kept in memory, in the cell cache (re-running the comparison keeps it) and
-        in ``save()``'s manifest.
+        and ratio, as a weighted share of a vote). Kept in memory, in the cell cache
+        (re-running the comparison keeps it) and in ``save()``'s manifest.
 
         Raises:
             KeyError: no such cell. InputError: a rating other than 1, -1 or None.

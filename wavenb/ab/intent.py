@@ -27,14 +27,20 @@ How a prompt is read:
 * Still words (static shot, locked-off, locked down, tripod, fixed camera, "no camera
   movement", "the camera does not move") ask for ``static``, unless the prompt also asks for a
   move.
+
+The other way round, ``name_move`` names a measured motion with the same labels (the rules are
+in ``wavenb.ab.metrics``'s docstring), and ``readings`` gives every label it answers to: a pan
+that pushes in slightly is, to the pixels, also an orbit, since the sandbox renders an orbit as
+a pan plus a 5 % push-in; a prompt asking for either is answered.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final, Literal
 
-__all__ = ["CAMERA_MOVES", "CameraMove", "requested_moves"]
+__all__ = ["CAMERA_MOVES", "CameraMove", "name_move", "readings", "requested_moves"]
 
 CameraMove = Literal[
     "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "orbit", "static"
@@ -47,6 +53,16 @@ CAMERA_MOVES: Final[tuple[CameraMove, ...]] = (
 """Every ``CameraMove``, in the order answers are given."""
 
 _Axis = Literal["pan", "tilt", "zoom", "orbit"]
+
+_STATIC_TRAVEL: Final = 0.02
+"""Edge travel over the clip (share of the frame) under which nothing moved."""
+_ORBIT_ZOOM: Final = (0.035, 0.065)
+"""Log zoom over the clip that makes a horizontal travel an orbit: the sandbox's orbit pushes
+in by log(1.05) = 0.049 (measured back within 0.002), with room for real footage. A pan that
+pushes in by 2 or 3 % is a pan."""
+_PUSH_ZOOM: Final = (0.02, 0.08)
+"""Log zoom over the clip in which a horizontal travel answers to both its pan and ``orbit``."""
+_NEVER: Final = (0.0, 0.0)
 
 _BY_AXIS: Final[dict[_Axis, tuple[CameraMove, CameraMove]]] = {
     "pan": ("pan_left", "pan_right"),
@@ -147,6 +163,54 @@ def requested_moves(prompt: str) -> frozenset[CameraMove]:
     if not moves and still:
         return frozenset({"static"})
     return frozenset(moves)
+
+
+def name_move(
+    pan: float,
+    tilt: float,
+    log_zoom: float,
+    roll: float,
+    *,
+    orbit_zoom: tuple[float, float] = _ORBIT_ZOOM,
+) -> CameraMove:
+    """Name the dominant move of a clip from its camera's travel over the whole clip.
+
+    ``pan`` and ``tilt`` in frame widths and heights (right and up positive), ``log_zoom``
+    (in positive), ``roll`` in radians. Each part's edge travel (the travel, half the log zoom,
+    half the roll) decides: all under 2 % is ``static``; the largest names the move; a
+    horizontal travel with a log zoom in ``orbit_zoom`` is ``orbit``.
+
+    Examples:
+        >>> name_move(0.2, 0.0, 0.0, 0.0), name_move(0.2, 0.0, 0.049, 0.0)
+        ('pan_right', 'orbit')
+    """
+    lateral, zooming, rolling = math.hypot(pan, tilt), abs(log_zoom) / 2, abs(roll) / 2
+    if max(lateral, zooming, rolling) < _STATIC_TRAVEL:
+        return "static"
+    if rolling >= max(lateral, zooming):
+        return "orbit"
+    if zooming >= lateral:
+        return "zoom_in" if log_zoom > 0 else "zoom_out"
+    if abs(pan) >= abs(tilt):
+        if orbit_zoom[0] <= log_zoom < orbit_zoom[1]:
+            return "orbit"
+        return "pan_right" if pan > 0 else "pan_left"
+    return "tilt_up" if tilt > 0 else "tilt_down"
+
+
+def readings(pan: float, tilt: float, log_zoom: float, roll: float) -> frozenset[CameraMove]:
+    """Every label a clip's move answers to (arguments as ``name_move``'s).
+
+    Mostly just ``name_move``'s; but a horizontal travel that pushes in slightly (log zoom 0.02
+    to 0.08) is both its pan and ``orbit``: the pixels of a pan creeping closer and of the
+    sandbox's orbit are the same.
+
+    Examples:
+        >>> sorted(readings(0.2, 0.0, 0.03, 0.0)), sorted(readings(0.2, 0.0, 0.2, 0.0))
+        (['orbit', 'pan_right'], ['pan_right'])
+    """
+    bands = (_ORBIT_ZOOM, _NEVER, _PUSH_ZOOM)
+    return frozenset(name_move(pan, tilt, log_zoom, roll, orbit_zoom=band) for band in bands)
 
 
 def _clauses(prompt: str) -> list[list[str]]:

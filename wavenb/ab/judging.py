@@ -6,7 +6,8 @@ What people say about the videos, and what it adds up to:
   says one cell's video is better than another's, of another prompt; a **tie** says neither;
 - **thumbs** (👍/👎, ``Comparison.rate``) count as votes too, as ``ranking.votes_from_ratings``
   defines: within one block (same image and ratio), each 👍 cell beats each 👎 cell of another
-  prompt;
+  prompt, each such pair weighing ``2 / n`` for the block's ``n`` rated cells (the pairs share
+  cells, so they are worth fewer independent votes than their number);
 - ``rank_prompts`` fits Bradley-Terry scores to all of them (``wavenb.ab.ranking``: by
   default the Laplace approximation of the posterior, normal 95 % intervals);
 - ``Summary`` says in words who leads, by how much, and roughly how many more votes (or
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from wavenb.ab.cells import CellRun
 from wavenb.ab.design import Design, PromptFactor
+from wavenb.ab.transitions import NOT_SENT
 from wavenb.core.phase import Phase
 
 if TYPE_CHECKING:
@@ -178,7 +180,7 @@ def _prompt_summary(
         prompt=prompt.text,
         cells=len(runs),
         completed=len(completed),
-        failed=sum(run.ended and not run.done and run.status is not Phase.STOPPED for run in runs),
+        failed=sum(run.ended and not run.done and not _not_run(run) for run in runs),
         rated=len(ratings),
         mean_rating=_mean([float(r) for r in ratings]),
         comparisons=len(votes),
@@ -268,3 +270,8 @@ def verdict(fitted: Ranking, *, blocks: int) -> str:
 
 def _mean(values: Sequence[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
+
+
+def _not_run(run: CellRun) -> bool:
+    """Stopped while waiting, or cancelled before it was sent: not a failure of the cell."""
+    return run.status is Phase.STOPPED or (run.status is Phase.REFUSED and run.error == NOT_SENT)

@@ -32,6 +32,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -295,6 +296,9 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
 
 
 if __name__ == "__main__":  # the helper process
+    # A Ctrl-C (or a kernel interrupt) reaches the whole process group: the comparison decides
+    # what stops; the helper ends when its input closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _idle_priority()
     protocol, sys.stdout = sys.stdout, sys.stderr  # stray prints must not break the protocol
     serve(sys.stdin, protocol)

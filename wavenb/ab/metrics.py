@@ -14,8 +14,9 @@ burned-in label, a walking subject). The steps add up to the clip's travel, log 
 Each part's *edge travel* (how far a point at the frame's edge moves: the travel, half the log
 zoom, half the roll) names the move: all under 2 % of the frame is ``static``; roll is
 ``orbit``; zoom is ``zoom_*``; lateral travel is ``pan_*`` / ``tilt_*``, but a horizontal
-travel that pushes in slightly (log zoom 0.02 to 0.08 over the clip) is ``orbit``: a pan that
-keeps the subject centred by creeping closer, which is how the sandbox renders orbits. A real
+travel that pushes in by about 5 % (log zoom 0.035 to 0.065 over the clip) is ``orbit``, as the
+sandbox renders orbits. That is also a pan creeping closer, so a pan pushing in slightly (log
+zoom 0.02 to 0.08) matches a prompt asking for either (``wavenb.ab.intent.readings``). A real
 orbit's parallax fits no single transform; the fit follows the larger part of the frame
 (usually the background) and may call it a pan.
 
@@ -43,7 +44,7 @@ from typing import Any, Final, NamedTuple
 
 from PIL import Image, ImageOps
 
-from wavenb.ab.intent import CAMERA_MOVES, CameraMove, requested_moves
+from wavenb.ab.intent import CAMERA_MOVES, CameraMove, name_move, readings, requested_moves
 
 try:
     import av
@@ -69,8 +70,6 @@ _BLOCK, _BLOCK_STEP, _MARGIN = 32, 24, 0.06  # block size and spacing, border sh
 _MIN_PEAK: Final = 0.1  # a lower correlation peak: too little texture to follow
 _MIN_BLOCKS: Final = 6
 _FIT_ROUNDS: Final = 4
-_STATIC_TRAVEL: Final = 0.02  # edge travel over the clip (share of the frame): nothing moved
-_ORBIT_ZOOM: Final = (0.02, 0.08)  # log zoom over the clip making a horizontal travel an orbit
 _FLICKER_WINDOW_S: Final = 0.3
 _SSIM_WINDOW: Final = 7
 _SSIM_C1, _SSIM_C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
@@ -78,7 +77,7 @@ _FULL_RANGE: Final = 2  # libavutil's AVCOL_RANGE_JPEG: luma spans 0..255
 _BT601: Final = frozenset({5, 6})  # libavutil colour spaces BT470BG, SMPTE170M
 _YUV_FORMATS: Final = ("yuv", "nv", "gray")  # pixel formats whose first plane is luma
 _BILINEAR: Final = Image.Resampling.BILINEAR
-_CACHE_FORMAT, _CACHE_VERSION = "wavenb.metrics", 1
+_CACHE_FORMAT, _CACHE_VERSION = "wavenb.metrics", 2  # 2: a pan pushing in 2-3 % is no orbit
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 # Fields that depend on more than the video; the cache keeps the others.
 _NOT_PIXELS: Final = frozenset({"motion_match", "requested", "first_frame_ssim"})
@@ -102,7 +101,8 @@ class VideoMetrics:
     """How fast a point at the frame's edge moves, in frames per second:
     ``hypot(dx, dy, zoom / 2, rotation / 2)``."""
     motion_match: bool | None
-    """Whether ``camera_move`` is one the prompt asked for; ``None`` when it asked for none."""
+    """Whether ``camera_move`` is one the prompt asked for; ``None`` when it asked for none. A
+    horizontal travel with a slight push-in matches a pan or an orbit (module docstring)."""
     requested: tuple[CameraMove, ...]
     """The moves the prompt asked for (``wavenb.ab.intent.requested_moves``)."""
     first_frame_ssim: float | None
@@ -230,9 +230,19 @@ def _assemble(pixels: VideoMetrics, ssim: float | None, prompt: str | None) -> V
     asked = requested_moves(prompt) if prompt is not None else frozenset[CameraMove]()
     return dataclasses.replace(
         pixels,
-        motion_match=(pixels.camera_move in asked) if asked else None,
+        motion_match=bool(_answers_to(pixels) & asked) if asked else None,
         requested=tuple(move for move in CAMERA_MOVES if move in asked),
         first_frame_ssim=ssim,
+    )
+
+
+def _answers_to(pixels: VideoMetrics) -> frozenset[CameraMove]:
+    """``camera_move`` and the other labels it answers to (``intent.readings``)."""
+    span = (pixels.frames - 1) / pixels.fps if pixels.fps else 0.0  # first frame to last
+    rates = (pixels.motion_dx, pixels.motion_dy, pixels.motion_zoom, pixels.motion_rotation)
+    # Only the static threshold depends on the span's length: never let a rounding add "static".
+    return frozenset({pixels.camera_move}) | (
+        readings(*(rate * span for rate in rates)) - {"static"}
     )
 
 
@@ -272,9 +282,10 @@ def _scan(path: Path) -> tuple[VideoMetrics, _First]:
     if first is None:
         raise ValueError(f"{path} has no frame")
     dx, dy, zoom, roll = _camera_rates(samples, times)
+    span = times[-1] - times[0]
     return (
         VideoMetrics(
-            camera_move=_classify(dx, dy, zoom, roll, times[-1] - times[0]),
+            camera_move=name_move(dx * span, dy * span, zoom * span, roll * span),
             motion_dx=dx,
             motion_dy=dy,
             motion_zoom=zoom,
@@ -466,23 +477,6 @@ def _warp(image: _F32, params: _F64) -> _F32:
     picture = Image.fromarray(image, mode="F")
     warped = picture.transform((width, height), Image.Transform.AFFINE, affine, _BILINEAR)
     return np.asarray(warped, dtype=np.float32)
-
-
-def _classify(dx: float, dy: float, zoom: float, roll: float, span: float) -> CameraMove:
-    """Name the dominant move from the rates over ``span`` seconds (module docstring, step 4)."""
-    pan, tilt, log_zoom = dx * span, dy * span, zoom * span
-    lateral, zooming, rolling = math.hypot(pan, tilt), abs(log_zoom) / 2, abs(roll * span) / 2
-    if max(lateral, zooming, rolling) < _STATIC_TRAVEL:
-        return "static"
-    if rolling >= max(lateral, zooming):
-        return "orbit"
-    if zooming >= lateral:
-        return "zoom_in" if log_zoom > 0 else "zoom_out"
-    if abs(pan) >= abs(tilt):
-        if _ORBIT_ZOOM[0] <= log_zoom < _ORBIT_ZOOM[1]:
-            return "orbit"
-        return "pan_right" if pan > 0 else "pan_left"
-    return "tilt_up" if tilt > 0 else "tilt_down"
 
 
 # --- steadiness, detail, first-frame fidelity ----------------------------------------------
