@@ -119,3 +119,33 @@ def test_sandbox_command_serves_with_the_settings_it_was_given(tmp_path):
         server.terminate()
         _, err = server.communicate(timeout=10)
     assert "speed realistic" in err
+
+
+def test_history_remote_lists_a_video_made_elsewhere_and_download_fetches_it(
+    served_sandbox, capsys, tmp_path
+):
+    """A video made by another client (nothing in this journal): the account's history lists
+    it, and ``wavenb download ID`` saves it, verified."""
+    import wavenb
+    from wavenb.core.mp4 import check_mp4
+
+    url, _ = served_sandbox
+    with wavenb.Client(CANARY_KEY, url, journal=False, output_dir=tmp_path / "elsewhere") as other:
+        made = other.generate(str(ASSETS / "animal-chelsea.jpg"), PAN)
+    key_file = tmp_path / "key"
+    key_file.write_text(CANARY_KEY)
+    key = ["--base-url", url, "--api-key-file", str(key_file)]
+    capsys.readouterr()
+    assert main(["history", "--remote", *key]) == 0
+    listed = capsys.readouterr().out
+    assert made.id in listed and "wavenb download ID" in listed
+    assert main(["history", "--remote", "--json", *key]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["id"], row["status"], row["sandbox"]) == (made.id, "completed", True)
+    target = tmp_path / "fetched.mp4"
+    assert main(["download", made.id, "-o", str(target), *key]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    assert check_mp4(target).types[0] == "ftyp"
+    assert target.read_bytes() == made.path.read_bytes()
+    assert main(["download", "f" * 32, *key]) != 0  # an id the account does not have
+    assert "not found" in capsys.readouterr().err.lower()

@@ -175,6 +175,32 @@ def test_unresolved_and_the_cli_resume_settle_by_themselves(
         assert len(provider.submits()) == 1
 
 
+def test_resume_alone_settles_an_uncertain_submission_and_downloads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wavenb.resume()`` with nothing called before it: it reads the account's history
+    itself, finds the task the lost answer was about, and fetches its video (one payment)."""
+    with Provider() as provider:
+        monkeypatch.setenv("WAVESPEED_API_KEY", CANARY_KEY)
+        monkeypatch.setenv("WAVENB_BASE_URL", provider.url)
+        lose = lose_answers(provider, create=True)
+        history_down = {"on": True}
+
+        def override(seen: Seen) -> Reply | None:
+            if seen.path == "/api/v3/predictions" and history_down["on"]:
+                return Reply(503, b"down")
+            return lose(seen)
+
+        provider.override = override
+        with pytest.raises(wavenb.SubmissionUncertain):
+            wavenb.generate(png_bytes(), PROMPT)
+        history_down["on"] = False
+        [resumed] = wavenb.resume()
+        assert resumed.video is not None and resumed.video.path.read_bytes() == MP4
+        assert resumed.row.prediction_id == provider.ids[0]
+        assert len(provider.submits()) == 1 and wavenb.unresolved() == []
+
+
 DIES_WHILE_SENDING = """
 import sys, wavenb
 # The provider takes the submit and never answers: the process is killed while it waits.

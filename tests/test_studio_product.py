@@ -169,3 +169,29 @@ async def test_a_dropped_image_that_cannot_be_kept_says_where_to_keep_it(
     assert studio.image is None
     assert "could not be kept on the kernel's machine" in studio.image_message["text"]
     assert str(blocker) in studio.image_message["text"]
+
+
+async def test_the_price_shown_and_journaled_is_the_servers_quote(tmp_path: Path) -> None:
+    """A model priced $0.75 (not the $0.50 fallback): the button, the spend and the journal."""
+    with Provider() as provider:
+        def priced(seen: Seen) -> Reply | None:
+            if "/model/" in seen.path:
+                return Reply.json({"code": 200, "message": "success",
+                                   "data": {"model_id": "runwayml/gen4-turbo", "price": 0.75}})
+            return None
+
+        provider.override = priced
+        client = AsyncClient("wsk-canary-0123456789abcdef", provider.url, output_dir=tmp_path)
+        studio = Studio(client=client, save_dir=tmp_path / "saved")
+        await studio.set_image(png_bytes())
+        studio.prompt = PROMPT
+        for _ in range(200):
+            if studio.generate_label != "Generate · checking price…":
+                break
+            await asyncio.sleep(0.01)
+        assert studio.generate_label == "Generate · $0.75"
+        await asyncio.wait_for(studio.generate(), LIMIT)
+        [row] = client.journal.rows()
+        await client.aclose()
+    assert (row.cost, row.phase.value) == (0.75, "downloaded")
+    assert client.spent() == 0.75 and "0.75" in studio.spent_text

@@ -17,6 +17,7 @@ from typing import Final
 
 from wavenb.cli import commands
 from wavenb.cli.credentials import add_key_options, api_key
+from wavenb.core.config import SPEEDS
 from wavenb.core.errors import (
     AuthenticationError,
     BudgetExceeded,
@@ -115,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the video")
     gen.add_argument(
         "--speed",
-        choices=("instant", "fast", "realistic"),
+        choices=SPEEDS,
         default=None,
         help="embedded sandbox timing (default: fast)",
     )
@@ -149,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     box = commands.add_parser("sandbox", help="serve the local sandbox API over HTTP")
     box.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     box.add_argument("--port", type=int, default=8765)
-    box.add_argument("--speed", choices=("instant", "fast", "realistic"), default="fast")
+    box.add_argument("--speed", choices=SPEEDS, default="fast")
     box.add_argument(
         "--max-concurrent",
         type=int,

@@ -27,7 +27,7 @@ from wavenb.api.embedded import embedded_transport
 from wavenb.api.http import DEFAULT_CONNECTIONS, Http
 from wavenb.api.resources import Account, Enhancer, Media, Models, Predictions
 from wavenb.core import runtime as runtimes
-from wavenb.core.config import Settings, resolve
+from wavenb.core.config import SandboxSpeed, Settings, resolve
 from wavenb.core.errors import InputError, InsufficientCreditsError
 from wavenb.core.images import ImageInput, prepare_image
 from wavenb.core.models import Prediction, Timeline, Video
@@ -59,7 +59,7 @@ class ClientOptions(TypedDict, total=False):
     """The test seam: ``httpx.MockTransport``, ``httpx.ASGITransport``; ``None`` for the network."""
     poll: PollPolicy | None
     """The poll schedule; by default the real API's etiquette (or the sandbox's)."""
-    sandbox_speed: Literal["instant", "fast", "realistic"] | None
+    sandbox_speed: SandboxSpeed | None
     """The embedded sandbox's speed (``WAVENB_SANDBOX_SPEED``)."""
     output_dir: str | Path | None
     """Where videos are saved (default ``<data dir>/outputs``)."""
