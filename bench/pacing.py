@@ -48,18 +48,8 @@ async def current(spec: dict[str, Any]) -> dict[str, Any]:
 
     runtime = Runtime.scaled(spec["scale"], real_time_servers=True)
     async with AsyncClient(spec["key"], spec["base_url"], runtime=runtime) as client:
-        started = time.monotonic()
-        done = await asyncio.gather(
-            *(
-                client.submit(spec["image_url"], f"Camera slowly zooms in, paced {i}")
-                for i in range(spec["jobs"])
-            ),
-            return_exceptions=True,
-        )
-        limit = client.session.gate.pacer.limit
-    errors = [f"{type(d).__name__}: {d}"[:200] for d in done if isinstance(d, BaseException)]
-    return {"ids": [d.id for d in done if not isinstance(d, BaseException)], "errors": errors,
-            "started": started, "ended": time.monotonic(), "limit": limit}  # fmt: skip
+        out = await submit_all(client, spec, "paced")
+        return {**out, "limit": client.session.gate.pacer.limit}
 
 
 async def shipped(spec: dict[str, Any]) -> dict[str, Any]:
@@ -67,14 +57,17 @@ async def shipped(spec: dict[str, Any]) -> dict[str, Any]:
     from wavenb import AsyncClient
 
     async with AsyncClient(spec["key"], spec["base_url"], journal=False) as client:
-        started = time.monotonic()
-        done = await asyncio.gather(
-            *(
-                client.submit(spec["image_url"], f"Camera slowly zooms in, batch {i}")
-                for i in range(spec["jobs"])
-            ),
-            return_exceptions=True,
-        )
+        return await submit_all(client, spec, "batch")
+
+
+async def submit_all(client: Any, spec: dict[str, Any], word: str) -> dict[str, Any]:
+    """Every video's submit at once through ``client``: the ids, the errors, the times."""
+    started = time.monotonic()
+    done = await asyncio.gather(
+        *(client.submit(spec["image_url"], f"Camera slowly zooms in, {word} {i}")
+          for i in range(spec["jobs"])),
+        return_exceptions=True,
+    )  # fmt: skip
     errors = [f"{type(d).__name__}: {d}"[:200] for d in done if isinstance(d, BaseException)]
     return {"ids": [d.id for d in done if not isinstance(d, BaseException)], "errors": errors,
             "started": started, "ended": time.monotonic()}  # fmt: skip

@@ -35,6 +35,21 @@ def lose_answers(provider: Provider, *, create: bool, times: int = 1):  # type: 
     return override
 
 
+def lost_while_history_is_down(provider: Provider) -> dict[str, bool]:
+    """The next submit loses its answer (the task exists) while the account's history answers
+    503, so it ends uncertain; ``state["down"] = False`` brings the history back."""
+    state = {"down": True}
+    lose = lose_answers(provider, create=True)
+
+    def override(seen: Seen) -> Reply | None:
+        if seen.path == "/api/v3/predictions" and state["down"]:
+            return Reply(503, b"down")
+        return lose(seen)
+
+    provider.override = override
+    return state
+
+
 class Clock:
     """A wall clock the test moves (journal times, the history window, "too early to say")."""
 
@@ -150,22 +165,12 @@ def test_unresolved_and_the_cli_resume_settle_by_themselves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Provider() as provider:
-        provider.override = lose_answers(provider, create=True)
         monkeypatch.setenv("WAVESPEED_API_KEY", CANARY_KEY)
         monkeypatch.setenv("WAVENB_BASE_URL", provider.url)
-        # History not readable at first: the submit ends uncertain.
-        history_down = {"on": True}
-        lose = provider.override
-
-        def override(seen: Seen) -> Reply | None:
-            if seen.path == "/api/v3/predictions" and history_down["on"]:
-                return Reply(503, b"down")
-            return lose(seen)
-
-        provider.override = override
+        history = lost_while_history_is_down(provider)
         with pytest.raises(wavenb.SubmissionUncertain):
             wavenb.generate(png_bytes(), PROMPT)
-        history_down["on"] = False
+        history["down"] = False
         assert wavenb.unresolved() == []  # settled: it is the provider's task
         from wavenb.cli.main import main
 
@@ -183,18 +188,10 @@ def test_resume_alone_settles_an_uncertain_submission_and_downloads_it(
     with Provider() as provider:
         monkeypatch.setenv("WAVESPEED_API_KEY", CANARY_KEY)
         monkeypatch.setenv("WAVENB_BASE_URL", provider.url)
-        lose = lose_answers(provider, create=True)
-        history_down = {"on": True}
-
-        def override(seen: Seen) -> Reply | None:
-            if seen.path == "/api/v3/predictions" and history_down["on"]:
-                return Reply(503, b"down")
-            return lose(seen)
-
-        provider.override = override
+        history = lost_while_history_is_down(provider)
         with pytest.raises(wavenb.SubmissionUncertain):
             wavenb.generate(png_bytes(), PROMPT)
-        history_down["on"] = False
+        history["down"] = False
         [resumed] = wavenb.resume()
         assert resumed.video is not None and resumed.video.path.read_bytes() == MP4
         assert resumed.row.prediction_id == provider.ids[0]

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, png_bytes
 from tests.frontend import Page, recorded_comms
 from tests.hostile import Provider, Reply, Seen
-from tests.test_reconcile import PROMPT, client_for, lose_answers
+from tests.test_reconcile import PROMPT, client_for, lost_while_history_is_down
 from tests.test_studio import LIMIT, api_client, upload
 from wavenb import AsyncClient, SubmissionUncertain
 from wavenb.api.embedded import NOTICE
@@ -102,19 +102,11 @@ async def test_a_studio_settles_uncertain_submissions_from_the_history_when_it_s
     """A lost answer the history could not settle then: the next Studio settles it, its warning
     goes, and the task found is offered to Resume (never submitted again)."""
     with Provider() as provider:
-        lose = lose_answers(provider, create=True)
-        history_down = {"on": True}
-
-        def override(seen: Seen) -> Reply | None:
-            if seen.path == "/api/v3/predictions" and history_down["on"]:
-                return Reply(503, b"down")
-            return lose(seen)
-
-        provider.override = override
+        history = lost_while_history_is_down(provider)
         async with client_for(provider, tmp_path) as client:
             with pytest.raises(SubmissionUncertain):
                 await client.generate(png_bytes(), PROMPT)
-        history_down["on"] = False
+        history["down"] = False
 
         async with client_for(provider, tmp_path) as client:  # a later session
             studio = Studio(client=client, save_dir=tmp_path / "saved")
