@@ -161,9 +161,12 @@ async def test_no_history_endpoint_leaves_it_unknown_and_says_why(tmp_path: Path
         assert len(provider.submits()) == 1
 
 
-def test_unresolved_and_the_cli_resume_settle_by_themselves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("settled_by", ["wavenb.resume()", "wavenb.unresolved(), then the CLI"])
+def test_an_uncertain_submission_is_settled_by_resume_or_unresolved_alone(
+    settled_by: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Nothing else called first: either reads the account's history itself, finds the task
+    the lost answer was about, and its video is fetched (one payment)."""
     with Provider() as provider:
         monkeypatch.setenv("WAVESPEED_API_KEY", CANARY_KEY)
         monkeypatch.setenv("WAVENB_BASE_URL", provider.url)
@@ -171,30 +174,16 @@ def test_unresolved_and_the_cli_resume_settle_by_themselves(
         with pytest.raises(wavenb.SubmissionUncertain):
             wavenb.generate(png_bytes(), PROMPT)
         history["down"] = False
-        assert wavenb.unresolved() == []  # settled: it is the provider's task
-        from wavenb.cli.main import main
+        if settled_by == "wavenb.resume()":
+            [resumed] = wavenb.resume()
+            assert resumed.video is not None and resumed.video.path.read_bytes() == MP4
+            assert resumed.row.prediction_id == provider.ids[0]
+        else:
+            assert wavenb.unresolved() == []  # settled: it is the provider's task
+            from wavenb.cli.main import main
 
-        assert main(["resume"]) == 0
-        out = capsys.readouterr().out
-        assert provider.ids[0] in out
-        assert len(provider.submits()) == 1
-
-
-def test_resume_alone_settles_an_uncertain_submission_and_downloads_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``wavenb.resume()`` with nothing called before it: it reads the account's history
-    itself, finds the task the lost answer was about, and fetches its video (one payment)."""
-    with Provider() as provider:
-        monkeypatch.setenv("WAVESPEED_API_KEY", CANARY_KEY)
-        monkeypatch.setenv("WAVENB_BASE_URL", provider.url)
-        history = lost_while_history_is_down(provider)
-        with pytest.raises(wavenb.SubmissionUncertain):
-            wavenb.generate(png_bytes(), PROMPT)
-        history["down"] = False
-        [resumed] = wavenb.resume()
-        assert resumed.video is not None and resumed.video.path.read_bytes() == MP4
-        assert resumed.row.prediction_id == provider.ids[0]
+            assert main(["resume"]) == 0
+            assert provider.ids[0] in capsys.readouterr().out
         assert len(provider.submits()) == 1 and wavenb.unresolved() == []
 
 
