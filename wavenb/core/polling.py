@@ -20,8 +20,9 @@ or the last check that found it still ``created``, i.e. queued behind the accoun
                   ratio="16:9")
 
 The model forgets: observations weigh less the older they are (half-life ``half_life`` runs),
-and a run of observations the forecast calls very unlikely (the provider got slower or faster)
-makes it drop the old ones, so the forecast follows a change within a few videos.
+and drops the old ones when the recent ones are far likelier 2-3x faster or slower (a CUSUM of
+likelihood ratios): narrow durations are followed within a few videos, wide ones (10-90 s)
+within a few dozen (the first to finish after a change are its short ones; the rest still run).
 """
 
 from __future__ import annotations
@@ -308,21 +309,6 @@ class _Seen:
     ratio: str | None
 
 
-@dataclass(slots=True)
-class _Run:
-    """A run of observations on one side of the forecast: their count and joint likelihood."""
-
-    count: int = 0
-    likelihood: float = 1.0
-
-    def extend(self, probability: float) -> None:
-        self.count += 1
-        self.likelihood *= max(probability, _FLOOR)
-
-    def reset(self) -> None:
-        self.count, self.likelihood = 0, 1.0
-
-
 class _Store:
     """Observations counted from one reference (submit or start), and their fitted law."""
 
@@ -336,31 +322,33 @@ class _Store:
         """Observations since the fit was last refreshed."""
         self.forget_before = 0
         """Observations before this index are from before a change of speed."""
-        self.early = _Run()
-        """The current run of tasks done by their first check."""
-        self.late = _Run()
-        """The current run of tasks slower than the forecast's median."""
-        self.drift = [0.0, 0.0]
-        """CUSUM of the log-durations' deviations from the fit: [upward, downward]."""
+        self.early = 1.0
+        """The likelihood of the latest run of tasks done by their first check (low: faster?)."""
+        self.cusum = dict.fromkeys(_SHIFTS, 0.0)
+        """Per shift of the log-duration: a CUSUM of likelihood ratios, and where it began."""
+        self.since = dict.fromkeys(_SHIFTS, 0)
+        self.settling = 0
+        """Runs still to come before the fit after a change of speed counts as settled."""
 
 
-_FLOOR: Final = 0.05
-"""One observation counts as at most this unlikely (one stuck task is not a change of speed)."""
-_CHANGE_EARLY: Final = 1e-4
-"""A run of tasks done by their first check this unlikely (by the forecast): faster now."""
-_CHANGE_LATE: Final = 1e-5
-"""A run of tasks this unlikely late (by the forecast): slower now (four far beyond it)."""
-_CHANGE_MIN_RUN: Final = 4
-_CUSUM_SLACK: Final = 0.5
-_CLIP: Final = 3.0
-"""One observation moves the CUSUM by at most this many sigmas."""
-_OUTLIER: Final = 4.0
-"""Observations further than this many sigmas from the fit count as if at that distance."""
-_CUSUM_LIMIT: Final = 8.0
-"""A CUSUM of log-deviations (in the fit's sigmas) past this means the speed changed: about
-one false alarm in a thousand stable runs, a doubling found in a handful."""
 _SUSPICION_PRIOR: Final = 0.005
 """How likely a speed-up is, a priori, before a run of early endings makes it likelier."""
+_SHIFTS: Final = (-1.1, -0.7, 0.7, 1.1)
+"""The changes of speed watched for, as shifts of the log-duration (x0.33, x0.5, x2, x3; a
+CUSUM for one shift also catches those near it; smaller drifts are followed by the half-life)."""
+_LLR_CLIP: Final = 2.5
+"""One run moves a CUSUM by at most this many nats, either way: one or two stuck tasks are not a
+change of speed (three in a row are), and a straggler from before a change undoes only so much."""
+_CUSUM_LIMIT: Final = 6.5
+"""A CUSUM past this (the recent runs ~650x likelier under the shifted law) means the speed
+changed: ~1 false alarm in a thousand stable runs (bench/schedules.py measures it)."""
+_SETTLING: Final = 20
+"""After a change of speed, the first this-many runs each refresh the fit, and its spread is
+kept from before (a change of speed scales durations: the spread of their logs stays)."""
+_FORGOTTEN: Final = 1e-4
+"""The weight left to runs from before a change of speed (they must not pull the new fit back)."""
+_OUTLIER: Final = 4.0
+"""Observations further than this many sigmas from the fit count as if at that distance."""
 
 
 class DurationStats:
@@ -371,10 +359,11 @@ class DurationStats:
     done between two checks ended somewhere in that interval; one found done at its first
     check, somewhere before it. Recent runs weigh more (half weight after ``half_life`` runs).
 
-    A change of speed is noticed from runs of observations the forecast calls unlikely (a few
-    tasks far slower than forecast, or many in a row done by their first check): the model then
-    drops what came before. While a run of early endings grows, the forecast gives some weight
-    to twice-as-fast runs, so the plan checks early enough to tell.
+    A change of speed is noticed when the recent runs are far likelier under the fit shifted by
+    x0.33, x0.5, x2 or x3 (a CUSUM per shift of each run's log-likelihood ratio, clipped):
+    the model then drops what came before, refits from the shifted fit and keeps its spread.
+    While a run of early endings grows, the forecast gives some weight to twice-as-fast runs,
+    so the plan checks early enough to tell.
     """
 
     MIN_SAMPLES: Final = 3
@@ -429,7 +418,7 @@ class DurationStats:
         store = self._stores[since]
         if len(store.seen) < self.MIN_SAMPLES:
             return None
-        if store.fit is None or store.fresh >= self._refresh_every(len(store.seen)):
+        if store.fit is None or store.fresh >= self._refresh_every(store):
             self._refit(store, rounds=3 if store.fit is not None else 12)
         assert store.fit is not None  # noqa: S101  (just fitted)
         mu, sigma = store.fit
@@ -437,7 +426,7 @@ class DurationStats:
             mu += self._ratio_shift(store, ratio)
         # Rounded (1 % of the duration, 0.01 of spread): plans are cached by forecast.
         forecast = _lognormal(round(mu, 2), round(sigma, 2))
-        odds = store.early.likelihood * (1 - _SUSPICION_PRIOR) / _SUSPICION_PRIOR
+        odds = store.early * (1 - _SUSPICION_PRIOR) / _SUSPICION_PRIOR
         suspicion = round(1.0 / (1.0 + odds), 1)
         if suspicion >= 0.1:  # noqa: PLR2004  (below, the plan would not change anyway)
             forecast = _mixed(forecast, suspicion)
@@ -457,52 +446,51 @@ class DurationStats:
     # -- internals -----------------------------------------------------------------------
 
     @staticmethod
-    def _refresh_every(count: int) -> int:
-        # Each new forecast may need a new plan (a few ms): while it is young every run counts,
-        # then every few runs; a change of speed refits at once (see _add).
-        return 1 if count < 20 else 4  # noqa: PLR2004
+    def _refresh_every(store: _Store) -> int:
+        # A new forecast may need a new plan (a few ms): every run while the fit is young.
+        return 1 if len(store.seen) < _SETTLING or store.settling > 0 else 4
 
     def _add(self, since: Since, seen: _Seen) -> None:
         store = self._stores[since]
         store.seen.append(seen)
         store.fresh += 1
+        store.settling = max(0, store.settling - 1)
         if store.fit is None:
             return
         mu, sigma = store.fit
-        cdf = functools.partial(_log_cdf, mu, sigma)
-        if seen.low <= 0:  # done by its first check: as early as the plan could tell, or more
-            store.early.extend(cdf(seen.high))
-        else:
-            store.early.reset()
-        survived = 1.0 - cdf(seen.low)
-        if survived <= 0.5:  # noqa: PLR2004  (later than the forecast's median)
-            store.late.extend(survived)
-        else:
-            store.late.reset()
-        # A drift of the typical duration (CUSUM of standardised log-deviations, each counted
-        # as at most 3 sigmas: one stuck task is not a change of speed)...
-        deviation = (_log_moments(seen, mu, sigma)[0] - mu) / sigma
-        deviation = max(-_CLIP, min(_CLIP, deviation))
-        store.drift[0] = max(0.0, store.drift[0] + deviation - _CUSUM_SLACK)
-        store.drift[1] = max(0.0, store.drift[1] - deviation - _CUSUM_SLACK)
-        drifted = max(store.drift) > _CUSUM_LIMIT
-        # ... or a run of observations the forecast calls very unlikely on one side.
-        early = store.early.count >= _CHANGE_MIN_RUN and store.early.likelihood <= _CHANGE_EARLY
-        late = store.late.count >= _CHANGE_MIN_RUN and store.late.likelihood <= _CHANGE_LATE
-        if drifted or early or late:
-            # The provider changed speed: forget what came before the evidence began.
-            span = max(store.early.count, store.late.count, _CHANGE_MIN_RUN)
-            store.forget_before = seen.index - span + 1
-            store.early.reset()
-            store.late.reset()
-            store.drift = [0.0, 0.0]
+        # Done by its first check: as early as the plan could tell, or more (a speed-up?).
+        first = seen.low <= 0
+        store.early = store.early * max(_log_cdf(mu, sigma, seen.high), 0.05) if first else 1.0
+        # A change of speed shifts the log-durations: per shift, a CUSUM of each observation's
+        # log-likelihood ratio, shifted fit vs fit, clipped (stuck tasks, stragglers).
+        null = _log_probability(seen, mu, sigma)
+        for shift in _SHIFTS:
+            ratio = _log_probability(seen, mu + shift, sigma) - null
+            ratio = max(-_LLR_CLIP, min(_LLR_CLIP, ratio))
+            if store.cusum[shift] <= 0:
+                store.since[shift] = seen.index
+            store.cusum[shift] = max(0.0, store.cusum[shift] + ratio)
+        strongest = max(_SHIFTS, key=store.cusum.__getitem__)
+        if store.cusum[strongest] > _CUSUM_LIMIT:
+            # The provider changed speed, by the smallest shift (same way) explaining the runs
+            # about as well (within e^1: "done by the first check" hardly says how much faster).
+            near = store.cusum[strongest] - 1.0
+            alarm = min(
+                (s for s in _SHIFTS if s * strongest > 0 and store.cusum[s] >= near), key=abs
+            )
+            # Forget what came before the evidence began; fit the runs since from the shifted fit.
+            store.forget_before = store.since[alarm]
+            store.early = 1.0
+            store.cusum = dict.fromkeys(_SHIFTS, 0.0)
+            store.settling = _SETTLING
+            store.fit = (mu + alarm, sigma)
             self._refit(store, rounds=25)
 
     def _weights(self, store: _Store) -> list[float]:
         newest = self._count
         return [
             0.5 ** ((newest - s.index) / self._half_life)
-            * (0.01 if s.index < store.forget_before else 1.0)
+            * (_FORGOTTEN if s.index < store.forget_before else 1.0)
             for s in store.seen
         ]
 
@@ -529,8 +517,9 @@ class DurationStats:
                 first += weight * mean
                 second += weight * square
             mu = first / total
-            variance = max(second / total - mu * mu, 0.0)
-            sigma = min(max(math.sqrt(variance), _SIGMA_RANGE[0]), _SIGMA_RANGE[1])
+            if store.settling <= 0:  # just after a change of speed, too few runs for a spread
+                variance = max(second / total - mu * mu, 0.0)
+                sigma = min(max(math.sqrt(variance), _SIGMA_RANGE[0]), _SIGMA_RANGE[1])
         store.fit = (mu, sigma)
         store.fresh = 0
         kept = {s.index for s in store.seen}
@@ -554,6 +543,18 @@ class DurationStats:
 
 def _log_cdf(mu: float, sigma: float, t: float) -> float:
     return 0.0 if t <= 0 else _NORMAL.cdf((math.log(t) - mu) / sigma)
+
+
+def _log_probability(seen: _Seen, mu: float, sigma: float) -> float:
+    """The log-likelihood of an observation under log-normal(mu, sigma), up to a term free of mu."""
+    beta = (math.log(seen.high) - mu) / sigma
+    if seen.high - seen.low < 1e-9 * seen.high:
+        return -0.5 * beta * beta
+    alpha = -math.inf if seen.low <= 0 else (math.log(seen.low) - mu) / sigma
+    # In the upper tail by symmetry (cdf(-alpha) - cdf(-beta)): it keeps its precision there.
+    cdf = _NORMAL.cdf
+    mass = cdf(beta) - cdf(alpha) if alpha < 0 else cdf(-alpha) - cdf(-beta)
+    return math.log(max(mass, 1e-300))
 
 
 def _log_moments(seen: _Seen, mu: float, sigma: float) -> tuple[float, float]:
