@@ -65,7 +65,7 @@ test: lint browser
 
 # Two workers (pytest-xdist): the inner loop is mostly waiting on sockets and subprocesses.
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -m "not browser and not slow" --hypothesis-profile=ci -q -n 2
+	$(BIN)/python -m pytest -m "not browser and not slow" --hypothesis-profile=ci -q -n 2 --dist worksteal
 
 check: lint
 

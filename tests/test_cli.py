@@ -78,6 +78,7 @@ def test_right_key_against_a_served_sandbox_over_real_http(served_sandbox, capsy
     assert CANARY_KEY not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 def test_python_dash_m_is_the_same_entry_point(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "WAVESPEED_API_KEY"}
     result = subprocess.run(

@@ -57,6 +57,7 @@ async def client(sandbox_client: AsyncClient) -> AsyncClient:
 # -- metrics ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 async def test_every_sandbox_camera_move_is_measured_back_as_itself(
     landscape: Path, client: AsyncClient
 ) -> None:

@@ -360,6 +360,7 @@ async def send_uploads(url: str, upload: StreamedUpload) -> list[int]:
         return list(await asyncio.gather(*(one() for _ in range(UPLOADS))))
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 async def test_memory_stays_bounded_while_large_uploads_stream(
     sandbox: tuple[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -268,6 +268,7 @@ async def test_checks_that_find_nothing_new_write_nothing(tmp_path):
     assert row.status == "completed" and row.output_url == "https://cdn.example/1.mp4"
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 async def test_submit_waits_out_many_429s_behind_one_gate(tmp_path):
     """A 429 creates nothing: the submit waits as long as asked, more times than reads retry."""
     posts: list[int] = []

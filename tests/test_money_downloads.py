@@ -82,6 +82,7 @@ async def test_an_endless_output_stops_at_the_size_cap(tmp_path: Path) -> None:
     assert written < 1 << 20  # nothing kept (the journal lives elsewhere)
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])
 async def test_an_endless_error_page_from_the_output_host_is_read_with_a_cap(
     encoding: str, tmp_path: Path
@@ -111,6 +112,7 @@ async def test_a_promised_length_over_the_cap_is_refused_before_reading(tmp_path
                 await client.generate(png_bytes(), PROMPT)
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 def test_a_gzip_bomb_in_an_answer_is_stopped_at_the_answer_cap(tmp_path: Path) -> None:
     """A 1 MB-ish gzip body that inflates to 1 GB: refused at 1 MB decoded; memory stays flat."""
     bomb = gzip_bomb(1 << 30)

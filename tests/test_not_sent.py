@@ -66,6 +66,7 @@ async def test_a_pool_timeout_is_not_sent(tmp_path: Path) -> None:
     assert (row.status, row.cost) == ("refused", 0.0) and "not sent" in (row.error or "")
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 async def test_hundreds_of_submits_through_a_small_pool_are_never_uncertain(tmp_path: Path) -> None:
     """200 generations at once through 4 connections: all complete, none "maybe charged"."""
     with Provider() as provider:
@@ -108,6 +109,7 @@ async def test_submits_cancelled_while_waiting_for_a_connection_were_never_sent(
     assert all(row.sent_at is None for row in others)  # "sending" was never recorded
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 async def test_a_batch_at_the_accounts_cap_meets_few_429s_with_the_journal_on(
     wavenb_sandbox_factory: SandboxFactory,
 ) -> None:

@@ -287,8 +287,8 @@ def narrow_30(rng: random.Random) -> float:
 @pytest.mark.parametrize(
     ("draw", "factor", "most"),
     [
-        pytest.param(uniform_10_90, 2.0, 50, id="uniform 10-90 x2"),
-        pytest.param(uniform_10_90, 0.5, 40, id="uniform 10-90 x0.5"),
+        pytest.param(uniform_10_90, 2.0, 50, id="uniform 10-90 x2", marks=pytest.mark.slow),
+        pytest.param(uniform_10_90, 0.5, 40, id="uniform 10-90 x0.5", marks=pytest.mark.slow),
         pytest.param(narrow_30, 2.0, 6, id="log-normal 30 s x2"),
     ],
 )

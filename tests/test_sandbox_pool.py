@@ -111,6 +111,7 @@ def test_a_cgroup_quota_caps_the_workers(cpu_max: str, cpus: int | None) -> None
     assert _pool.cpu_quota(cpu_max) == cpus
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     """A parent killed outright (no atexit, no shutdown) takes its workers with it."""
     script = (
@@ -161,6 +162,7 @@ def test_a_failure_in_the_worker_becomes_the_jobs_error(tmp_path: Path) -> None:
     assert outcome.output is None and outcome.error is not None and "base64" in outcome.error
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 def test_a_killed_worker_fails_at_most_its_job_and_the_pool_recovers(tmp_path: Path) -> None:
     _pool.submit_render(task(tmp_path, _pool.POOL_MIN_SECONDS, "warm"), ticking()).result(RENDER)
     victim = _pool.worker_pids()[0]
@@ -206,6 +208,7 @@ print("made", video.path)
 """
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 def test_a_script_without_a_main_guard_makes_one_video(tmp_path: Path) -> None:
     """The three-line script of a new user: its top level runs once, and the video is made.
 

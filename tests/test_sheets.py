@@ -118,6 +118,7 @@ def test_portrait_videos_get_narrow_thumbnails(clips: dict[str, Path]) -> None:
     assert sheet.size == (LABEL + 3 * 68 + 2 * FRAME_GAP + VIDEO_GAP + PAD, 120 + 2 * PAD)
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 def test_many_videos_shrink_to_fit_the_bounds(clips: dict[str, Path]) -> None:
     rows = [(f"prompt {i}", [clips["pan"], clips["zoom"], clips["still"]]) for i in range(8)]
     sheet = png(contact_sheet(rows, max_width=1600, max_height=900))

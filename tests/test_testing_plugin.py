@@ -163,6 +163,7 @@ def test_the_users_key_never_reaches_a_test(
     assert SECRET not in result.stdout.str()
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 def test_a_cassette_recorded_from_the_sandbox_replays_offline(project: pytest.Pytester) -> None:
     """The README's recipe: record once (few polls, no key), replay with the network blocked."""
     project.makeconftest(
@@ -240,6 +241,7 @@ async def test_the_factory_passes_a_fault_plan_through(
     assert sandbox.state.faults.stats.fired["result 503"] == 2
 
 
+@pytest.mark.slow  # a subprocess, real waits or large memory: make test runs it
 def test_a_test_module_needing_an_absent_extra_is_skipped_with_the_extra_named(tmp_path: Path) -> None:
     """Without matplotlib (the ``plot`` extra) the timeline tests are skipped, saying what to
     install: not a collection error."""
