@@ -192,3 +192,14 @@ def batch_summary(
         "cpu_s": result.get("cpu", math.nan),
         "mode": result.get("mode"),
     }
+
+
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN: write null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import re
@@ -409,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         / f"{dt.date.today().isoformat()}{'-quick' if args.quick else ''}.json"
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(_clean(results), indent=1) + "\n")
+    target.write_text(json.dumps(analysis.json_safe(results), indent=1) + "\n")
     curve = results.get("scale") or {}
     if curve.get("rows"):
         scale.plot(
@@ -442,17 +441,6 @@ def guarded(measure: Any) -> dict[str, Any]:
         log(f"scenario failed: {type(error).__name__}: {error}")
         return {"error": f"{type(error).__name__}: {str(error)[-2000:]}"}
     return result
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: write null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":

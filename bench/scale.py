@@ -322,21 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     results["elapsed_s"] = time.monotonic() - started
     name = f"{dt.date.today().isoformat()}-scale{'-' + args.label if args.label else ''}"
     target = ROOT / "bench" / "results" / f"{name}.json"
-    target.write_text(json.dumps(_clean(results), indent=1) + "\n")
+    target.write_text(json.dumps(analysis.json_safe(results), indent=1) + "\n")
     plot(rows, target.with_suffix(".png"), f"scale curve{suffix}, time scale {scale:g}")
     print(table(rows))
     print(f"\nresults: {target.relative_to(ROOT)} (+ .png)")
     return 0
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":

@@ -41,18 +41,23 @@ async def test_calls_queued_together_commit_together_and_each_failure_undoes_onl
     journal: Journal,
 ) -> None:
     writer = JournalWriter(journal)
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(5)
+
     try:
         # Hold the thread so the next calls queue up behind it, as a busy batch's do.
-        blocker = asyncio.ensure_future(writer.call(release.wait, 5))
-        await asyncio.sleep(0.05)
+        blocker = asyncio.ensure_future(writer.call(hold))
+        assert await asyncio.to_thread(started.wait, 5)  # the thread has taken the blocker
         calls = [
             writer.call(journal.begin, **fields("first")),
             writer.call(journal.reserve, **fields("over budget", max_spend=0.4)),
             writer.call(journal.begin, **fields("third")),
         ]
         gathered = asyncio.gather(*calls, return_exceptions=True)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # each call's first step runs: all three are queued
         release.set()
         first, refused, third = await gathered
         await blocker

@@ -92,11 +92,10 @@ async def test_submits_cancelled_while_waiting_for_a_connection_were_never_sent(
                                       timeout=30.0, max_connections=2) as client:  # fmt: skip
             tasks = [asyncio.create_task(client.submit(f"https://img.example/{i}.png", PROMPT))
                      for i in range(10)]  # fmt: skip
-            for _ in range(500):
-                if len(provider.submits()) >= 2:
+            for _ in range(500):  # until two are out and all ten are reserved and waiting
+                if len(provider.submits()) >= 2 and len(client.journal.rows()) == 10:
                     break
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(0.2)  # the other eight are queued for a connection by now
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -145,11 +144,10 @@ async def test_the_studio_cancelled_while_the_submit_is_out_says_maybe_charged(t
         await studio.set_image(png_bytes())
         studio.prompt = PROMPT
         studio.generate()
-        for _ in range(500):
+        for _ in range(500):  # until the paid request has reached the server
             if provider.submits():
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)
         studio.cancel()
         await studio.wait_idle(30)
         [run] = studio.history
